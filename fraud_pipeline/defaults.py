@@ -1,0 +1,151 @@
+"""Secure defaults, in one place.
+
+Like the AWS Solutions Constructs `*-defaults` modules: every component takes
+its hardening from here, so a reviewer reads one file to know what the stack
+enforces, and a deliberate override is a visible change to a named constant.
+Values that differ per environment are stack settings (`settings.py`); what is
+here is the same for every environment.
+"""
+
+from __future__ import annotations
+
+# --- Lambda -----------------------------------------------------------------
+LAMBDA_RUNTIME = "python3.11"
+LAMBDA_ARCHITECTURE = "arm64"
+#: Structured logs let CloudWatch Logs Insights and the data-protection policy parse fields.
+LAMBDA_LOG_FORMAT = "JSON"
+LAMBDA_APPLICATION_LOG_LEVEL = "INFO"
+LAMBDA_SYSTEM_LOG_LEVEL = "WARN"
+
+#: AWS publishes the Powertools layer in account 017000801446 under one name per
+#: Python version and architecture; the version below is the one the handlers are tested with.
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+POWERTOOLS_LAYER_VERSION = 27
+
+
+def powertools_layer_arn(region: str, architecture: str = LAMBDA_ARCHITECTURE, runtime: str = LAMBDA_RUNTIME) -> str:
+    py = runtime.replace("python", "python").replace(".", "")
+    arch = "arm64" if architecture == "arm64" else "x86_64"
+    return (f"arn:aws:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
+            f"AWSLambdaPowertoolsPythonV3-{py}-{arch}:{POWERTOOLS_LAYER_VERSION}")
+
+
+# --- event source mappings --------------------------------------------------
+#: Start from the oldest record so nothing written before the mapping existed is skipped.
+STREAM_STARTING_POSITION = "TRIM_HORIZON"
+STREAM_FUNCTION_RESPONSE_TYPES = ["ReportBatchItemFailures"]
+STREAM_BISECT_ON_ERROR = True
+#: SQS batch: alerts are few; ten keeps one SNS burst small.
+ALERT_BATCH_SIZE = 10
+ALERT_BATCH_WINDOW_SECONDS = 0
+
+# --- KMS --------------------------------------------------------------------
+KMS_ENABLE_ROTATION = True
+KMS_ROTATION_PERIOD_DAYS = 365
+#: Waiting period before a scheduled key deletion completes; short where the stack is destroyable.
+KMS_DELETION_WINDOW_DAYS_PROTECTED = 30
+KMS_DELETION_WINDOW_DAYS_DESTROYABLE = 7
+#: Services that may use the key through their own service principal (key policy).
+KMS_SERVICE_PRINCIPALS = {
+    "logs": "logs.{region}.amazonaws.com",
+    "sns": "sns.amazonaws.com",
+    "events": "events.amazonaws.com",
+    "states": "states.amazonaws.com",
+}
+#: Services that use the key on behalf of a caller in this account (kms:ViaService).
+KMS_VIA_SERVICES = ("dynamodb", "kinesis", "sqs", "s3", "sns", "ssm", "lambda", "states", "logs")
+
+# --- DynamoDB ---------------------------------------------------------------
+TABLE_STREAM_VIEW_TYPE = "NEW_IMAGE"
+TABLE_TTL_ATTRIBUTE = "expires_at"
+VELOCITY_TTL_ATTRIBUTE = "expires_at"
+AUTOSCALING_SCALE_IN_COOLDOWN = 60
+AUTOSCALING_SCALE_OUT_COOLDOWN = 60
+
+# --- SQS --------------------------------------------------------------------
+#: AWS requires the SSE key to be reused for this long at most; 5 minutes trades KMS calls against exposure.
+SQS_KMS_DATA_KEY_REUSE_SECONDS = 300
+SQS_RECEIVE_WAIT_SECONDS = 20
+
+# --- S3 ---------------------------------------------------------------------
+S3_OBJECT_OWNERSHIP = "BucketOwnerEnforced"
+S3_ARCHIVE_STORAGE_CLASS = "GLACIER_IR"
+S3_NONCURRENT_EXPIRATION_DAYS = 30
+S3_ABORT_MULTIPART_DAYS = 7
+ARCHIVE_HIGH_RISK_PREFIX = "high-risk/"
+ARCHIVE_REJECTED_PREFIX = "rejected/"
+
+# --- API Gateway ------------------------------------------------------------
+API_STAGE_NAME = "v1"
+API_ENDPOINT_TYPE = "REGIONAL"
+API_EXECUTION_LOG_LEVEL = "ERROR"
+#: Full request/response logging would write card numbers to CloudWatch; never on.
+API_DATA_TRACE = False
+API_MAX_BODY_BYTES = 64 * 1024
+API_ACCESS_LOG_FORMAT = (
+    '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
+    '"requestTime":"$context.requestTime","httpMethod":"$context.httpMethod",'
+    '"resourcePath":"$context.resourcePath","status":"$context.status",'
+    '"responseLength":"$context.responseLength","latencyMs":"$context.responseLatency",'
+    '"apiKeyId":"$context.identity.apiKeyId","wafStatus":"$context.waf.status",'
+    '"integrationError":"$context.integration.error"}'
+)
+
+# --- WAF --------------------------------------------------------------------
+WAF_MANAGED_RULE_GROUP = ("AWS", "AWSManagedRulesCommonRuleSet")
+#: Count mode first: the common rule set can block legitimate JSON bodies, so a
+#: team watches its matches before switching it to block.
+WAF_MANAGED_RULES_COUNT_ONLY = True
+
+# --- Step Functions ---------------------------------------------------------
+WORKFLOW_TASK_RETRY = {
+    "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                    "Lambda.TooManyRequestsException", "States.Timeout"],
+    "IntervalSeconds": 2,
+    "MaxAttempts": 3,
+    "BackoffRate": 2.0,
+    "JitterStrategy": "FULL",
+}
+WORKFLOW_TASK_TIMEOUT_SECONDS = 60
+WORKFLOW_LOG_LEVEL = "ERROR"
+WORKFLOW_INCLUDE_EXECUTION_DATA = False
+
+# --- EventBridge ------------------------------------------------------------
+EVENT_SOURCE = "fraud-pipeline.detection"
+EVENT_DETAIL_TYPE = "FraudDecision"
+EVENT_TARGET_MAX_RETRIES = 10
+EVENT_TARGET_MAX_AGE_SECONDS = 3600
+
+# --- monitoring -------------------------------------------------------------
+ALARM_PERIOD_SECONDS = 300
+ALARM_EVALUATION_PERIODS = 1
+ALARM_MISSING_DATA = "notBreaching"
+
+# --- IAM --------------------------------------------------------------------
+#: Actions AWS authorises only on `Resource: "*"` (no resource-level permissions),
+#: each with the reason it is granted. Every other statement names specific ARNs.
+STAR_ONLY_ACTIONS: dict[str, str] = {
+    "xray:PutTraceSegments": "X-Ray writes have no resource type; granted only where tracing is on.",
+    "xray:PutTelemetryRecords": "X-Ray writes have no resource type; granted only where tracing is on.",
+    "ec2:CreateNetworkInterface": "Lambda creates its VPC ENIs with the execution role; granted only to the VPC function.",
+    "ec2:DescribeNetworkInterfaces": "Describe calls have no resource-level permissions; VPC function only.",
+    "ec2:DeleteNetworkInterface": "Lambda removes its VPC ENIs with the execution role; VPC function only.",
+    "ec2:AssignPrivateIpAddresses": "Part of Lambda's VPC ENI management; VPC function only.",
+    "ec2:UnassignPrivateIpAddresses": "Part of Lambda's VPC ENI management; VPC function only.",
+    "kinesis:ListStreams": "Listing streams has no resource-level permissions; the Kinesis event source mapping calls it.",
+    "dynamodb:ListStreams": "Listing streams has no resource-level permissions; the DynamoDB stream mapping calls it.",
+    "cloudwatch:PutMetricData": "Metrics have no resource type (scoped by a namespace condition where granted).",
+    "logs:CreateLogDelivery": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
+    "logs:GetLogDelivery": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
+    "logs:UpdateLogDelivery": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
+    "logs:DeleteLogDelivery": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
+    "logs:ListLogDeliveries": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
+    "logs:PutResourcePolicy": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
+    "logs:DescribeResourcePolicies": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
+    "logs:DescribeLogGroups": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
+    "xray:GetSamplingRules": "X-Ray sampling rules have no resource type; state machine tracing only.",
+    "xray:GetSamplingTargets": "X-Ray sampling targets have no resource type; state machine tracing only.",
+}
+
+#: Tags every resource carries (plus `environment`).
+BASE_TAGS = {"project": "fraud-pipeline", "managed-by": "pulumi", "data-classification": "pci-tokenised"}

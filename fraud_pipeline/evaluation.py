@@ -1,0 +1,323 @@
+"""Evaluate the Pulumi program offline with Pulumi's own mock engine.
+
+There is no Pulumi CLI or AWS account needed to know what `pulumi up` would
+create: the program runs under `pulumi.runtime.set_mocks`, and a recording
+monitor keeps every registered resource with its parent, inputs and the
+outputs the mocks gave it. The offline plan, the unit tests and the local
+emulation all read the program through this one door, so none of them keeps a
+second copy of what the program declares.
+
+Each evaluation runs in a fresh `contextvars.Context` and event loop, because
+the Pulumi runtime keeps its root stack and config in context variables; that
+makes several stacks evaluable in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+
+import yaml
+
+PROJECT = "fraud-pipeline"
+ACCOUNT_ID = "123456789012"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RecordedResource:
+    """One resource as the engine saw it: what the program asked for and what it got back."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+    @property
+    def component_path(self) -> list[str]:
+        """Types of the enclosing components, outermost first."""
+        qualified = self.urn.split("::")[2]
+        return qualified.split("$")[:-1]
+
+
+@dataclass
+class Evaluation:
+    """The outcome of one program evaluation."""
+
+    stack: str
+    resources: list[RecordedResource]
+    exports: dict[str, Any]
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name_contains: str = "") -> RecordedResource:
+        found = [r for r in self.of_type(type_) if name_contains in r.name]
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_} named *{name_contains}*, found {[r.name for r in found]}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        for r in self.resources:
+            if r.urn == urn:
+                return r
+        raise LookupError(urn)
+
+    def children(self, urn: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == urn]
+
+    def custom_resources(self) -> Iterator[RecordedResource]:
+        return (r for r in self.resources if r.custom)
+
+
+def _short_id(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:10]
+
+
+class AwsMocks(pulumi.runtime.Mocks):
+    """Gives each AWS resource the outputs the real provider would: ARNs, URLs, ids.
+
+    Outputs are deterministic (derived from names), so two evaluations of the
+    same stack print the same plan and the local emulation gets real-looking
+    ARNs to check IAM policies against.
+    """
+
+    def __init__(self, region: str, account: str = ACCOUNT_ID):
+        self.region = region
+        self.account = account
+
+    # -- provider functions ------------------------------------------------
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": self.account, "arn": f"arn:aws:iam::{self.account}:user/mock", "userId": "MOCK", "id": self.account}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region, "endpoint": f"ec2.{self.region}.amazonaws.com", "description": self.region}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{z}" for z in "abc"]
+            return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 4)], "id": self.region}
+        raise NotImplementedError(f"no mock for provider function {token}")
+
+    # -- resources ---------------------------------------------------------
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        inputs = dict(args.inputs)
+        if not args.custom:
+            return f"{args.name}-id", inputs
+        region, acct = inputs.get("region") or self.region, self.account
+        name = inputs.get("name") or f"{args.name}-{_short_id(args.typ, args.name)[:7]}"
+        rid = _short_id(args.typ, args.name)
+        out: dict[str, Any] = {"name": name, **inputs}
+        t = args.typ
+        resource_id = name
+
+        def arn(service: str, resource: str, *, with_region: bool = True) -> str:
+            return f"arn:aws:{service}:{region if with_region else ''}:{acct}:{resource}"
+
+        if t == "aws:kms/key:Key":
+            key_id = f"{rid[:8]}-{rid[:4]}-4{rid[1:4]}-8{rid[4:7]}-{rid}{rid[:2]}"
+            resource_id = key_id
+            out.update(keyId=key_id, arn=arn("kms", f"key/{key_id}"))
+        elif t == "aws:kms/alias:Alias":
+            out.update(arn=arn("kms", name))
+        elif t == "aws:dynamodb/table:Table":
+            out["arn"] = arn("dynamodb", f"table/{name}")
+            if inputs.get("streamEnabled"):
+                out["streamArn"] = f"{out['arn']}/stream/2026-01-01T00:00:00.000"
+                out["streamLabel"] = "2026-01-01T00:00:00.000"
+        elif t == "aws:kinesis/stream:Stream":
+            out["arn"] = arn("kinesis", f"stream/{name}")
+            resource_id = out["arn"]
+        elif t == "aws:sqs/queue:Queue":
+            out.update(arn=arn("sqs", name), url=f"https://sqs.{region}.amazonaws.com/{acct}/{name}")
+            resource_id = out["url"]
+        elif t == "aws:sns/topic:Topic":
+            out["arn"] = arn("sns", name)
+            resource_id = out["arn"]
+        elif t == "aws:sns/topicSubscription:TopicSubscription":
+            out["arn"] = f"{inputs.get('topic', '')}:{rid}"
+            resource_id = out["arn"]
+        elif t == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket") or name
+            out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com")
+            resource_id = bucket
+        elif t == "aws:iam/role:Role":
+            out.update(arn=f"arn:aws:iam::{acct}:role/{name}", uniqueId=f"AROA{rid.upper()}")
+        elif t == "aws:lambda/function:Function":
+            fn_arn = arn("lambda", f"function:{name}")
+            out.update(arn=fn_arn, qualifiedArn=f"{fn_arn}:$LATEST", version="$LATEST",
+                       invokeArn=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{fn_arn}/invocations")
+        elif t == "aws:lambda/eventSourceMapping:EventSourceMapping":
+            resource_id = f"{rid[:8]}-{rid[:4]}-{rid[4:8]}-{rid[6:10]}-{rid}{rid[:2]}"
+            out.update(uuid=resource_id, arn=arn("lambda", f"event-source-mapping:{resource_id}"))
+        elif t == "aws:cloudwatch/logGroup:LogGroup":
+            out["arn"] = arn("logs", f"log-group:{name}")
+        elif t == "aws:ssm/parameter:Parameter":
+            out["arn"] = arn("ssm", f"parameter/{name.lstrip('/')}")
+        elif t == "aws:cloudwatch/eventBus:EventBus":
+            out["arn"] = arn("events", f"event-bus/{name}")
+        elif t == "aws:cloudwatch/eventRule:EventRule":
+            bus = inputs.get("eventBusName", "default")
+            out["arn"] = arn("events", f"rule/{bus}/{name}" if bus != "default" else f"rule/{name}")
+        elif t == "aws:sfn/stateMachine:StateMachine":
+            out["arn"] = arn("states", f"stateMachine:{name}")
+            resource_id = out["arn"]
+        elif t == "aws:apigateway/restApi:RestApi":
+            resource_id = rid
+            out.update(rootResourceId=f"root{rid[:6]}", executionArn=arn("execute-api", rid), arn=f"arn:aws:apigateway:{region}::/restapis/{rid}")
+        elif t == "aws:apigateway/stage:Stage":
+            api = inputs.get("restApi", "api")
+            stage = inputs.get("stageName", "stage")
+            out.update(arn=f"arn:aws:apigateway:{region}::/restapis/{api}/stages/{stage}",
+                       executionArn=arn("execute-api", f"{api}/{stage}"),
+                       invokeUrl=f"https://{api}.execute-api.{region}.amazonaws.com/{stage}")
+            resource_id = f"ags-{api}-{stage}"
+        elif t == "aws:apigateway/apiKey:ApiKey":
+            resource_id = rid
+            out.update(value=inputs.get("value") or f"mock-api-key-{rid}", arn=f"arn:aws:apigateway:{region}::/apikeys/{rid}")
+        elif t.startswith("aws:apigateway/"):
+            resource_id = rid
+            out.setdefault("arn", f"arn:aws:apigateway:{region}::/{t.split(':')[-1].lower()}/{rid}")
+        elif t == "aws:wafv2/webAcl:WebAcl":
+            resource_id = rid
+            out.update(arn=arn("wafv2", f"regional/webacl/{name}/{rid}"), capacity=50)
+        elif t == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            out["arn"] = arn("cloudwatch", f"alarm:{name}")
+        elif t == "aws:cloudwatch/dashboard:Dashboard":
+            out.update(dashboardName=inputs.get("dashboardName"), dashboardArn=f"arn:aws:cloudwatch::{acct}:dashboard/{inputs.get('dashboardName')}")
+        elif t.startswith("aws:ec2/"):
+            prefix = {"vpc": "vpc", "subnet": "subnet", "securityGroup": "sg", "vpcEndpoint": "vpce", "routeTable": "rtb"}.get(t.split("/")[1].split(":")[0], "ec2")
+            resource_id = f"{prefix}-{rid}"
+            out["arn"] = arn("ec2", f"{prefix}/{resource_id}")
+            if prefix == "sg":
+                out["name"] = inputs.get("name", name)
+        else:
+            out.setdefault("arn", arn(t.split(":")[1].split("/")[0], f"{t.split(':')[-1].lower()}/{name}"))
+        out.setdefault("id", resource_id)
+        return resource_id, out
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """MockMonitor that also keeps each resource's parent, inputs and the stack exports."""
+
+    def __init__(self, mocks: AwsMocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+        self.exports: dict[str, Any] = {}
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object)
+        registration = self.resources[response.urn]
+        self.recorded.append(RecordedResource(
+            urn=response.urn, type=request.type, name=request.name, parent=request.parent,
+            custom=bool(request.custom), inputs=_plain(inputs), outputs=_plain(registration.state), id=registration.id,
+        ))
+        return response
+
+    def RegisterResourceOutputs(self, request):
+        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
+            self.exports.update(_plain(rpc.deserialize_properties(request.outputs)))
+        return super().RegisterResourceOutputs(request)
+
+
+def _plain(value: Any) -> Any:
+    """Strip Pulumi's secret wrappers so tests and the plan can read values."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def stack_file(stack: str, root: Path = REPO_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
+    """A stack file's config as the Pulumi CLI hands it to the program: strings, structured values as JSON."""
+    path = stack_file(stack, root)
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(known_stacks(root))}")
+    data = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    for key, value in (data.get("config") or {}).items():
+        if ":" not in key:
+            key = f"{PROJECT}:{key}"
+        if isinstance(value, dict) and "secure" in value:
+            raise ValueError(f"{path.name}: {key} is encrypted; offline evaluation cannot decrypt it")
+        if isinstance(value, bool):
+            config[key] = "true" if value else "false"
+        elif isinstance(value, (dict, list)):
+            config[key] = json.dumps(value)
+        else:
+            config[key] = str(value)
+    return config
+
+
+async def _resolve_exports() -> dict[str, Any]:
+    """`pulumi.export` values: under mocks the root stack never registers them, so resolve them here."""
+    root = get_root_resource()
+    resolved: dict[str, Any] = {}
+    for key, value in (getattr(root, "outputs", None) or {}).items():
+        output = pulumi.Output.from_input(value)
+        resolved[key] = _plain(await output.future(with_unknowns=True))
+    return resolved
+
+
+def known_stacks(root: Path = REPO_ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def evaluate(
+    stack: str,
+    config: Mapping[str, str] | None = None,
+    program: Callable[[], None] | None = None,
+    root: Path = REPO_ROOT,
+) -> Evaluation:
+    """Run the program for `stack` under the mock engine and return what it declared.
+
+    `config` defaults to the stack file's; `program` defaults to the repo's
+    `__main__.py`. Errors the program raises (a bad stack file, a capacity
+    check) propagate unchanged, exactly as `pulumi preview` would report them.
+    """
+    cfg = dict(stack_config(stack, root) if config is None else config)
+    region = cfg.get("aws:region", "us-east-1")
+    run = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
+
+    def _in_context() -> Evaluation:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            monitor = RecordingMonitor(AwsMocks(region))
+            pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+            pulumi.runtime.set_all_config(cfg, [])
+            loop.run_until_complete(run_pulumi_func(run))
+            exports = loop.run_until_complete(_resolve_exports())
+            return Evaluation(stack=stack, resources=monitor.recorded, exports={**monitor.exports, **exports})
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    return contextvars.Context().run(_in_context)
