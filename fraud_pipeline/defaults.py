@@ -108,6 +108,8 @@ WORKFLOW_TASK_RETRY = {
 }
 WORKFLOW_TASK_TIMEOUT_SECONDS = 60
 WORKFLOW_LOG_LEVEL = "ERROR"
+#: How long Step Functions may reuse a data key of the CMK (AWS allows 60-900 s).
+WORKFLOW_KMS_DATA_KEY_REUSE_SECONDS = 300
 WORKFLOW_INCLUDE_EXECUTION_DATA = False
 
 # --- EventBridge ------------------------------------------------------------

@@ -48,12 +48,14 @@ class RecordedResource:
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     id: str = ""
+    ignore_changes: list[str] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
 
     @property
-    def component_path(self) -> list[str]:
-        """Types of the enclosing components, outermost first."""
-        qualified = self.urn.split("::")[2]
-        return qualified.split("$")[:-1]
+    def physical_name(self) -> str:
+        value = self.inputs.get("name") or self.inputs.get("bucket") or ""
+        return value if isinstance(value, str) else ""
+
 
 
 @dataclass
@@ -68,7 +70,7 @@ class Evaluation:
         return [r for r in self.resources if r.type == type_]
 
     def one(self, type_: str, name_contains: str = "") -> RecordedResource:
-        found = [r for r in self.of_type(type_) if name_contains in r.name]
+        found = [r for r in self.of_type(type_) if name_contains in r.name or name_contains in r.physical_name]
         if len(found) != 1:
             raise LookupError(f"expected one {type_} named *{name_contains}*, found {[r.name for r in found]}")
         return found[0]
@@ -78,6 +80,15 @@ class Evaluation:
             if r.urn == urn:
                 return r
         raise LookupError(urn)
+
+    def ancestors(self, resource: RecordedResource) -> list[RecordedResource]:
+        """Enclosing components, innermost first (the root stack is not recorded)."""
+        by_urn = {r.urn: r for r in self.resources}
+        out, parent = [], resource.parent
+        while parent in by_urn:
+            out.append(by_urn[parent])
+            parent = by_urn[parent].parent
+        return out
 
     def children(self, urn: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.parent == urn]
@@ -208,6 +219,8 @@ class AwsMocks(pulumi.runtime.Mocks):
             out["arn"] = arn("ec2", f"{prefix}/{resource_id}")
             if prefix == "sg":
                 out["name"] = inputs.get("name", name)
+            if prefix == "vpce" and inputs.get("vpcEndpointType") == "Gateway":
+                out["prefixListId"] = f"pl-{rid[:8]}"
         else:
             out.setdefault("arn", arn(t.split(":")[1].split("/")[0], f"{t.split(':')[-1].lower()}/{name}"))
         out.setdefault("id", resource_id)
@@ -231,6 +244,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorded.append(RecordedResource(
             urn=response.urn, type=request.type, name=request.name, parent=request.parent,
             custom=bool(request.custom), inputs=_plain(inputs), outputs=_plain(registration.state), id=registration.id,
+            ignore_changes=list(request.ignoreChanges), depends_on=list(request.dependencies),
         ))
         return response
 
@@ -287,7 +301,9 @@ async def _resolve_exports() -> dict[str, Any]:
 
 
 def known_stacks(root: Path = REPO_ROOT) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+    order = {"dev": 0, "staging": 1, "prod": 2}
+    names = (p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+    return sorted(names, key=lambda n: (order.get(n, 3), n))
 
 
 def evaluate(
@@ -295,11 +311,13 @@ def evaluate(
     config: Mapping[str, str] | None = None,
     program: Callable[[], None] | None = None,
     root: Path = REPO_ROOT,
+    monitor_sink: list | None = None,
 ) -> Evaluation:
     """Run the program for `stack` under the mock engine and return what it declared.
 
     `config` defaults to the stack file's; `program` defaults to the repo's
-    `__main__.py`. Errors the program raises (a bad stack file, a capacity
+    `__main__.py`; `monitor_sink`, if given, receives the recording monitor
+    (to see what was registered before an error). Errors the program raises (a bad stack file, a capacity
     check) propagate unchanged, exactly as `pulumi preview` would report them.
     """
     cfg = dict(stack_config(stack, root) if config is None else config)
@@ -311,6 +329,8 @@ def evaluate(
         asyncio.set_event_loop(loop)
         try:
             monitor = RecordingMonitor(AwsMocks(region))
+            if monitor_sink is not None:
+                monitor_sink.append(monitor)
             pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
             pulumi.runtime.set_all_config(cfg, [])
             loop.run_until_complete(run_pulumi_func(run))

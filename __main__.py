@@ -1,0 +1,38 @@
+"""The Pulumi program: read the stack's config, build FraudPipeline, export its outputs.
+
+This is the only place that reads `pulumi.Config`; the settings are validated
+as a whole before any resource is declared, so a bad stack file stops the
+preview with every problem listed and nothing created.
+"""
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from fraud_pipeline import FraudPipeline, FraudPipelineArgs, PipelineSettings
+from fraud_pipeline.settings import NAMESPACE
+
+
+def stack_values() -> dict:
+    """Every `fraud-pipeline:*` key of the stack (so unknown keys are caught) plus `aws:region`."""
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    values = {k.split(":", 1)[1]: runtime_config.get_config(k) for k in keys if k.startswith(f"{NAMESPACE}:")}
+    region = pulumi.Config("aws").get("region")
+    if region is not None:
+        values["aws:region"] = region
+    return values
+
+
+settings = PipelineSettings.from_config(pulumi.get_stack(), stack_values())
+pipeline = FraudPipeline("fraud", FraudPipelineArgs(settings=settings))
+
+pulumi.export("apiEndpoint", pipeline.api_endpoint)
+pulumi.export("apiKeyId", pipeline.api_key_id)
+pulumi.export("transactionsTable", pipeline.table_name)
+pulumi.export("kinesisStream", pipeline.stream_name)
+pulumi.export("alertQueueUrl", pipeline.alert_queue_url)
+pulumi.export("dlqUrl", pipeline.dlq_url)
+pulumi.export("alertTopicArn", pipeline.alert_topic_arn)
+pulumi.export("archiveBucket", pipeline.archive_bucket)
+pulumi.export("kmsKeyArn", pipeline.kms_key_arn)
+pulumi.export("stateMachineArn", pipeline.state_machine_arn)
+pulumi.export("dashboardName", pipeline.dashboard_name)

@@ -1,0 +1,115 @@
+"""AlertTopics: the fraud-alert topic people subscribe to, and the ops topic alarms go to.
+
+Kept apart so an analyst's inbox never fills with alarm noise and the on-call
+rota never receives card alerts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from .naming import Namer
+
+#: SMS is costly and interrupts people: text only the transactions that were blocked.
+SMS_FILTER_POLICY = {"decision": ["block"]}
+
+
+def topic_policy(topic_arn: str, account_id: str, publishers: Sequence[str]) -> dict:
+    """Only this account's principals may publish, only over TLS; services in `publishers` may publish too."""
+    statements = [
+        {
+            "Sid": "AccountPublishesAndManages",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:SetTopicAttributes",
+                       "sns:ListSubscriptionsByTopic"],
+            "Resource": topic_arn,
+        },
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    ]
+    if publishers:
+        statements.append({
+            "Sid": "ServicesPublishForThisAccount",
+            "Effect": "Allow",
+            "Principal": {"Service": list(publishers)},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+class AlertTopicsArgs(TypedDict):
+    environment: str
+    """Environment name, the `<env>` of physical names."""
+    environment_suffix: str
+    """Suffix of physical names."""
+    kms_key_arn: pulumi.Input[str]
+    """Customer-managed key for both topics."""
+    email_subscribers: NotRequired[Sequence[str]]
+    """E-mail addresses subscribed to every alert (each must confirm by mail)."""
+    sms_subscribers: NotRequired[Sequence[str]]
+    """E.164 numbers subscribed to blocked transactions only."""
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags for both topics."""
+
+
+class AlertTopics(pulumi.ComponentResource):
+    """`fraud-alerts-<env>-<suffix>` with its subscriptions, and `fraud-ops-<env>-<suffix>` for alarms."""
+
+    alert_topic_arn: pulumi.Output[str]
+    ops_topic_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AlertTopicsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("fraud-pipeline:index:AlertTopics", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        namer = Namer(args["environment"], args["environment_suffix"])
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+
+        self.alert_topic = aws.sns.Topic(
+            f"{name}-alerts",
+            name=namer.name("fraud-alerts", "topic"),
+            display_name="Fraud alerts",
+            kms_master_key_id=args["kms_key_arn"],
+            tags=args.get("tags"),
+            opts=child,
+        )
+        self.ops_topic = aws.sns.Topic(
+            f"{name}-ops",
+            name=namer.name("fraud-ops", "topic"),
+            display_name="Fraud pipeline alarms",
+            kms_master_key_id=args["kms_key_arn"],
+            tags=args.get("tags"),
+            opts=child,
+        )
+        for label, topic, publishers in (("alerts", self.alert_topic, []),
+                                         ("ops", self.ops_topic, ["cloudwatch.amazonaws.com"])):
+            aws.sns.TopicPolicy(
+                f"{name}-{label}-policy",
+                arn=topic.arn,
+                policy=pulumi.Output.all(topic.arn, account).apply(
+                    lambda a, p=publishers: json.dumps(topic_policy(a[0], a[1], p))),
+                opts=child,
+            )
+        for i, address in enumerate(args.get("email_subscribers") or []):
+            aws.sns.TopicSubscription(
+                f"{name}-email-{i}", topic=self.alert_topic.arn, protocol="email", endpoint=address, opts=child)
+        for i, number in enumerate(args.get("sms_subscribers") or []):
+            aws.sns.TopicSubscription(
+                f"{name}-sms-{i}", topic=self.alert_topic.arn, protocol="sms", endpoint=number,
+                filter_policy=json.dumps(SMS_FILTER_POLICY), filter_policy_scope="MessageAttributes", opts=child)
+
+        self.alert_topic_arn = self.alert_topic.arn
+        self.ops_topic_arn = self.ops_topic.arn
+        self.register_outputs({"alert_topic_arn": self.alert_topic_arn, "ops_topic_arn": self.ops_topic_arn})

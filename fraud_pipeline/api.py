@@ -1,0 +1,452 @@
+"""ApiFront: the public REST entry point, `POST /transactions`.
+
+The gateway is the first line of defence in front of the API handler: the WAF
+sheds floods and known-bad payloads before they cost a Lambda invocation, the
+API key and usage plan bound what any one client may send, and the request
+validator turns malformed bodies away with a 400 the handler never sees. The
+handler still re-validates everything; the schema here only has to be a
+faithful, never-stricter-than-needed first pass of its rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping, NotRequired, Optional, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from . import defaults
+from .naming import Namer
+
+#: The one resource the API serves.
+RESOURCE_PATH = "transactions"
+HTTP_METHOD = "POST"
+#: Model names must be alphanumeric.
+REQUEST_MODEL_NAME = "TransactionRequest"
+JSON_CONTENT_TYPE = "application/json"
+
+
+def transaction_request_schema() -> dict[str, Any]:
+    """JSON schema (draft-04, the dialect API Gateway models speak) of the request body.
+
+    Mirrors the API handler's rules where a schema can express them without
+    refusing anything the handler would accept; the finer rules (two decimals,
+    12-19 digits once separators are removed, ISO 8601 parsing) stay in the
+    handler. Shared with the local emulation so both fronts refuse the same bodies.
+    """
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": REQUEST_MODEL_NAME,
+        "type": "object",
+        "required": ["amount", "merchant", "card_number", "location"],
+        "properties": {
+            # draft-04 spells an exclusive bound as a boolean beside `minimum`.
+            "amount": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1000000},
+            "merchant": {"type": "string", "minLength": 1, "maxLength": 128},
+            # Digits with optional space/dash separators; the handler counts the digits.
+            "card_number": {"type": "string", "minLength": 12, "pattern": "^[0-9][0-9 -]*$"},
+            "location": {"type": "string", "minLength": 1, "maxLength": 128},
+            "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
+            "customer_id": {"type": "string", "maxLength": 64},
+            "transaction_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+            "timestamp": {"type": ["number", "string"]},
+            "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+            "location_mismatch": {"type": "boolean"},
+            "velocity_flag": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    }
+
+
+def _error_template(error: str, field: str, message: str, *, quote: bool = True) -> str:
+    """A gateway-response body in the handler's error shape, so clients parse one format.
+
+    `$context.error.messageString` is already a quoted JSON string, hence `quote=False` for it.
+    """
+    value = f'"{message}"' if quote else message
+    return '{"error": "%s", "details": [{"field": "%s", "message": %s}]}' % (error, field, value)
+
+
+#: Gateway responses: (response type, status code, body template).
+GATEWAY_RESPONSES: tuple[tuple[str, str, str], ...] = (
+    ("BAD_REQUEST_BODY", "400",
+     '{"error": "Invalid request body", "details": [{"field": "body", '
+     '"message": "$context.error.validationErrorString"}]}'),
+    ("INVALID_API_KEY", "403", _error_template("Forbidden", "x-api-key", "Missing or invalid API key")),
+    ("MISSING_AUTHENTICATION_TOKEN", "403",
+     _error_template("Forbidden", "x-api-key", "Missing API key, or no such resource or method")),
+    ("THROTTLED", "429", _error_template("Too many requests", "request", "Rate limit exceeded; retry with backoff")),
+    ("QUOTA_EXCEEDED", "429", _error_template("Too many requests", "request", "Usage-plan quota exceeded for this API key")),
+    ("WAF_FILTERED", "403", _error_template("Forbidden", "request", "Request blocked by the web application firewall")),
+    ("REQUEST_TOO_LARGE", "413", _error_template("Request body too large", "body", "$context.error.messageString", quote=False)),
+    ("DEFAULT_4XX", "", _error_template("Request refused", "request", "$context.error.messageString", quote=False)),
+    ("DEFAULT_5XX", "", _error_template("Internal error", "request", "$context.error.messageString", quote=False)),
+)
+
+
+class ApiFrontArgs(TypedDict):
+    environment: str
+    """Environment name, the `<env>` of physical names."""
+    environment_suffix: str
+    """Suffix of physical names, so two stacks in one account never collide."""
+    handler_function_name: pulumi.Input[str]
+    """Name of the API handler function; the invoke permission is granted on it."""
+    handler_function_arn: pulumi.Input[str]
+    """ARN of the API handler; its region and account scope the execution-log role."""
+    handler_invoke_arn: pulumi.Input[str]
+    """The handler's API Gateway invoke ARN, the proxy integration's URI."""
+    kms_key_arn: pulumi.Input[str]
+    """Customer-managed key of the access- and execution-log groups."""
+    throttle_rate: pulumi.Input[int]
+    """Steady-state requests per second, for the stage and for each API key."""
+    throttle_burst: pulumi.Input[int]
+    """Burst capacity, for the stage and for each API key."""
+    quota_limit: pulumi.Input[int]
+    """Requests one API key may make per quota period."""
+    quota_period: pulumi.Input[str]
+    """`DAY`, `WEEK` or `MONTH`."""
+    waf_rate_limit: pulumi.Input[int]
+    """Requests one IP may make in any 5-minute window before the WAF blocks it."""
+    log_retention_days: pulumi.Input[int]
+    """Retention of the API's log groups (one of CloudWatch's allowed values)."""
+    tracing_enabled: pulumi.Input[bool]
+    """X-Ray tracing on the stage."""
+    manage_account_logging_role: NotRequired[bool]
+    """Create the region-wide API Gateway account CloudWatch role (default True).
+
+    Execution logging fails without it, but there is one per account and region:
+    when two stacks share both, exactly one of them passes True.
+    """
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags for every taggable child."""
+
+
+def _deployment_fingerprint(parts: list[Any]) -> str:
+    """Changes whenever anything a deployment snapshots changes, so the stage is redeployed."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ApiFront(pulumi.ComponentResource):
+    """Regional REST API with API keys, usage plan, request validation, WAF and logs."""
+
+    rest_api_id: pulumi.Output[str]
+    rest_api_name: pulumi.Output[str]
+    stage_name: pulumi.Output[str]
+    invoke_url: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    api_key_id: pulumi.Output[str]
+    api_key_value: pulumi.Output[str]
+    usage_plan_id: pulumi.Output[str]
+    web_acl_arn: pulumi.Output[str]
+    access_log_group_name: pulumi.Output[str]
+    execution_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ApiFrontArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("fraud-pipeline:index:ApiFront", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        namer = Namer(args["environment"], args["environment_suffix"])
+        tags = args.get("tags")
+        kms_key_arn = args["kms_key_arn"]
+        retention = args["log_retention_days"]
+        api_name = namer.name("fraud-api", "api")
+        schema = transaction_request_schema()
+
+        # --- REST API, resource, validation ----------------------------------
+        self.rest_api = aws.apigateway.RestApi(
+            f"{name}-api",
+            name=api_name,
+            description=f"Card-fraud pipeline transaction intake ({args['environment']})",
+            endpoint_configuration={"types": defaults.API_ENDPOINT_TYPE},
+            api_key_source="HEADER",
+            tags=tags,
+            opts=child,
+        )
+        self.resource = aws.apigateway.Resource(
+            f"{name}-transactions",
+            rest_api=self.rest_api.id,
+            parent_id=self.rest_api.root_resource_id,
+            path_part=RESOURCE_PATH,
+            opts=child,
+        )
+        self.validator = aws.apigateway.RequestValidator(
+            f"{name}-validator",
+            rest_api=self.rest_api.id,
+            name="body-and-params",
+            validate_request_body=True,
+            validate_request_parameters=True,
+            opts=child,
+        )
+        self.model = aws.apigateway.Model(
+            f"{name}-model",
+            rest_api=self.rest_api.id,
+            name=REQUEST_MODEL_NAME,
+            content_type=JSON_CONTENT_TYPE,
+            description="Transaction submitted to POST /transactions",
+            schema=json.dumps(schema),
+            opts=child,
+        )
+        self.method = aws.apigateway.Method(
+            f"{name}-post",
+            rest_api=self.rest_api.id,
+            resource_id=self.resource.id,
+            http_method=HTTP_METHOD,
+            authorization="NONE",
+            api_key_required=True,
+            request_validator_id=self.validator.id,
+            request_models={JSON_CONTENT_TYPE: self.model.name},
+            opts=child,
+        )
+        self.integration = aws.apigateway.Integration(
+            f"{name}-integration",
+            rest_api=self.rest_api.id,
+            resource_id=self.resource.id,
+            http_method=self.method.http_method,
+            type="AWS_PROXY",
+            integration_http_method="POST",
+            uri=args["handler_invoke_arn"],
+            opts=child,
+        )
+        self.gateway_responses = [
+            aws.apigateway.Response(
+                f"{name}-response-{rtype.lower().replace('_', '-')}",
+                rest_api_id=self.rest_api.id,
+                response_type=rtype,
+                status_code=status or None,
+                response_templates={JSON_CONTENT_TYPE: template},
+                response_parameters={"gatewayresponse.header.Content-Type": "'application/json'"},
+                opts=child,
+            )
+            for rtype, status, template in GATEWAY_RESPONSES
+        ]
+
+        # --- logs --------------------------------------------------------------
+        self.access_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-access-logs",
+            name=namer.log_group("apigateway", "fraud-api"),
+            retention_in_days=retention,
+            kms_key_id=kms_key_arn,
+            tags=tags,
+            opts=child,
+        )
+        # API Gateway would otherwise create this group itself, unencrypted and kept forever.
+        self.execution_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-execution-logs",
+            name=self.rest_api.id.apply(lambda i: f"API-Gateway-Execution-Logs_{i}/{defaults.API_STAGE_NAME}"),
+            retention_in_days=retention,
+            kms_key_id=kms_key_arn,
+            tags=tags,
+            opts=child,
+        )
+        logging_ready: list[pulumi.Resource] = [self.execution_log_group]
+        self.account_role: Optional[aws.iam.Role] = None
+        self.account: Optional[aws.apigateway.Account] = None
+        if args.get("manage_account_logging_role", True):
+            self.account_role = aws.iam.Role(
+                f"{name}-cloudwatch-role",
+                name=namer.name("fraud-apigw-logs", "role"),
+                description="Lets API Gateway write execution and access logs in this region",
+                assume_role_policy=json.dumps({
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                                   "Action": "sts:AssumeRole"}],
+                }),
+                tags=tags,
+                opts=child,
+            )
+            account_policy = aws.iam.RolePolicy(
+                f"{name}-cloudwatch-policy",
+                role=self.account_role.id,
+                policy=pulumi.Output.from_input(args["handler_function_arn"]).apply(_account_logging_policy),
+                opts=child,
+            )
+            # API Gateway checks the role's permissions when the account setting is made.
+            self.account = aws.apigateway.Account(
+                f"{name}-account",
+                cloudwatch_role_arn=self.account_role.arn,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[account_policy]),
+            )
+            logging_ready.append(self.account)
+
+        # --- deployment and stage ----------------------------------------------
+        snapshot = [self.resource, self.method, self.integration, self.model, self.validator,
+                    *self.gateway_responses]
+        fingerprint = pulumi.Output.all(
+            *[r.id for r in snapshot], args["handler_invoke_arn"],
+        ).apply(lambda ids: _deployment_fingerprint([
+            ids, schema, GATEWAY_RESPONSES, HTTP_METHOD, RESOURCE_PATH, "AWS_PROXY", "api-key-required",
+        ]))
+        self.deployment = aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=self.rest_api.id,
+            description="Managed by Pulumi; replaced whenever the API definition changes",
+            triggers={"redeployment": fingerprint},
+            # A new deployment must exist before the stage moves to it and the old one goes.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=snapshot, delete_before_replace=False),
+        )
+        self.stage = aws.apigateway.Stage(
+            f"{name}-stage",
+            rest_api=self.rest_api.id,
+            deployment=self.deployment.id,
+            stage_name=defaults.API_STAGE_NAME,
+            xray_tracing_enabled=args["tracing_enabled"],
+            access_log_settings={
+                "destination_arn": self.access_log_group.arn,
+                "format": defaults.API_ACCESS_LOG_FORMAT,
+            },
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=logging_ready),
+        )
+        self.method_settings = aws.apigateway.MethodSettings(
+            f"{name}-method-settings",
+            rest_api=self.rest_api.id,
+            stage_name=self.stage.stage_name,
+            method_path="*/*",
+            settings={
+                "logging_level": defaults.API_EXECUTION_LOG_LEVEL,
+                "data_trace_enabled": defaults.API_DATA_TRACE,
+                "metrics_enabled": True,
+                "throttling_rate_limit": args["throttle_rate"],
+                "throttling_burst_limit": args["throttle_burst"],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=logging_ready),
+        )
+
+        # --- API key and usage plan --------------------------------------------
+        self.api_key = aws.apigateway.ApiKey(
+            f"{name}-key",
+            name=namer.name("fraud-api-key"),
+            description="Default client key; its value is generated by API Gateway",
+            enabled=True,
+            tags=tags,
+            opts=child,
+        )
+        self.usage_plan = aws.apigateway.UsagePlan(
+            f"{name}-usage-plan",
+            name=namer.name("fraud-usage-plan"),
+            description="Per-key rate, burst and quota for the transaction API",
+            api_stages=[{"api_id": self.rest_api.id, "stage": self.stage.stage_name}],
+            throttle_settings={"rate_limit": args["throttle_rate"], "burst_limit": args["throttle_burst"]},
+            quota_settings={"limit": args["quota_limit"], "period": args["quota_period"]},
+            tags=tags,
+            opts=child,
+        )
+        self.usage_plan_key = aws.apigateway.UsagePlanKey(
+            f"{name}-usage-plan-key",
+            key_id=self.api_key.id,
+            key_type="API_KEY",
+            usage_plan_id=self.usage_plan.id,
+            opts=child,
+        )
+
+        # --- WAF ---------------------------------------------------------------
+        acl_name = namer.name("fraud-waf", "web_acl")
+        vendor, group = defaults.WAF_MANAGED_RULE_GROUP
+
+        def visibility(metric: str) -> dict[str, Any]:
+            return {"cloudwatch_metrics_enabled": True, "sampled_requests_enabled": True, "metric_name": metric}
+
+        self.web_acl = aws.wafv2.WebAcl(
+            f"{name}-waf",
+            name=acl_name,
+            description="Rate limit per IP and AWS common rule set in front of the transaction API",
+            scope="REGIONAL",
+            default_action={"allow": {}},
+            rules=[
+                {
+                    "name": "rate-limit-per-ip",
+                    "priority": 0,
+                    "action": {"block": {}},
+                    "statement": {"rate_based_statement": {"aggregate_key_type": "IP", "limit": args["waf_rate_limit"]}},
+                    "visibility_config": visibility(f"{acl_name}-rate-limit"),
+                },
+                {
+                    "name": f"{vendor}-{group}",
+                    "priority": 1,
+                    "override_action": {"count": {}} if defaults.WAF_MANAGED_RULES_COUNT_ONLY else {"none": {}},
+                    "statement": {"managed_rule_group_statement": {"vendor_name": vendor, "name": group}},
+                    "visibility_config": visibility(f"{acl_name}-common"),
+                },
+            ],
+            visibility_config=visibility(acl_name),
+            tags=tags,
+            opts=child,
+        )
+        self.web_acl_association = aws.wafv2.WebAclAssociation(
+            f"{name}-waf-association",
+            resource_arn=self.stage.arn,
+            web_acl_arn=self.web_acl.arn,
+            opts=child,
+        )
+
+        # --- invoke permission -------------------------------------------------
+        self.permission = aws.lambda_.Permission(
+            f"{name}-invoke-permission",
+            action="lambda:InvokeFunction",
+            function=args["handler_function_name"],
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(self.rest_api.execution_arn, f"/*/{HTTP_METHOD}/{RESOURCE_PATH}"),
+            opts=child,
+        )
+
+        # --- outputs -----------------------------------------------------------
+        self.rest_api_id = self.rest_api.id
+        self.rest_api_name = self.rest_api.name
+        self.stage_name = self.stage.stage_name
+        self.invoke_url = self.stage.invoke_url
+        self.endpoint = pulumi.Output.concat(self.stage.invoke_url, f"/{RESOURCE_PATH}")
+        self.api_key_id = self.api_key.id
+        self.api_key_value = pulumi.Output.secret(self.api_key.value)
+        self.usage_plan_id = self.usage_plan.id
+        self.web_acl_arn = self.web_acl.arn
+        self.access_log_group_name = self.access_log_group.name
+        self.execution_arn = self.rest_api.execution_arn
+        self.register_outputs({
+            "rest_api_id": self.rest_api_id,
+            "rest_api_name": self.rest_api_name,
+            "stage_name": self.stage_name,
+            "invoke_url": self.invoke_url,
+            "endpoint": self.endpoint,
+            "api_key_id": self.api_key_id,
+            "api_key_value": self.api_key_value,
+            "usage_plan_id": self.usage_plan_id,
+            "web_acl_arn": self.web_acl_arn,
+            "access_log_group_name": self.access_log_group_name,
+            "execution_arn": self.execution_arn,
+        })
+
+
+def _account_logging_policy(function_arn: str) -> str:
+    """What API Gateway's account role needs: its execution-log groups in this region, nothing else.
+
+    The role is region-wide (every API of the account uses it), so it covers every
+    API's `API-Gateway-Execution-Logs_*` groups and the access-log groups under
+    `/aws/apigateway/`, not just this one's. Region and account come from the
+    handler's ARN (`arn:<partition>:lambda:<region>:<account>:function:<name>`).
+    """
+    _, partition, _, region, account, *_ = function_arn.split(":")
+    logs = f"arn:{partition}:logs:{region}:{account}:log-group"
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "WriteApiGatewayLogs",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams",
+                    "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents",
+                ],
+                "Resource": [
+                    f"{logs}:API-Gateway-Execution-Logs_*",
+                    f"{logs}:/aws/apigateway/*",
+                ],
+            },
+            {
+                "Sid": "DescribeLogGroups",
+                "Effect": "Allow",
+                "Action": ["logs:DescribeLogGroups"],
+                "Resource": "*",
+            },
+        ],
+    })

@@ -1,0 +1,153 @@
+"""Least-privilege IAM statements for each function, as pure data.
+
+Kept free of Pulumi so the same statements are unit-tested, printed by the
+plan, and (in the local emulation) checked against every AWS call a handler
+really makes. Each grant names a specific ARN; the only `Resource: "*"`
+statements carry actions from `defaults.STAR_ONLY_ACTIONS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from . import defaults
+
+#: Logical function keys, in the order the pipeline creates them.
+FUNCTIONS = ("api", "ingest", "detection", "notification", "review")
+
+KMS_USE = ["kms:Decrypt", "kms:GenerateDataKey"]
+TABLE_WRITE = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+
+
+@dataclass(frozen=True)
+class PipelineArns:
+    """Resolved ARNs of what the functions touch (strings, not Outputs)."""
+
+    account: str
+    region: str
+    environment: str
+    key: str
+    table: str
+    velocity_table: str
+    alert_queue: str
+    archive_bucket: str
+    event_bus: str
+    alert_topic: str
+    parameters: Mapping[str, str]
+
+    @property
+    def sagemaker_endpoints(self) -> str:
+        """The only endpoints the ML blend may call: DESIGN names them `fraud-<env>-*`."""
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:endpoint/fraud-{self.environment}-*"
+
+
+def _allow(sid: str, actions: list[str], resources: list[str] | str) -> dict:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions),
+            "Resource": resources if isinstance(resources, str) else sorted(resources)}
+
+
+def handler_statements(function: str, arns: PipelineArns) -> list[dict]:
+    """What the handler code itself calls (see handlers/ and docs/handlers.md)."""
+    kms = _allow("UseCustomerManagedKey", KMS_USE, [arns.key])
+    card_key = _allow("ReadCardTokenKey", ["ssm:GetParameter"], [arns.parameters["card-token-key"]])
+    ml_param = arns.parameters["ml-endpoint"]
+    templates = arns.parameters["notification-templates"]
+    bucket = arns.archive_bucket
+    if function == "api":
+        return [_allow("WriteTransactions", TABLE_WRITE, [arns.table]), card_key, kms]
+    if function == "ingest":
+        return [
+            _allow("WriteTransactions", TABLE_WRITE + ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"], [arns.table]),
+            _allow("QuarantineRejectedRecords", ["s3:PutObject"], [f"{bucket}/{defaults.ARCHIVE_REJECTED_PREFIX}*"]),
+            card_key, kms,
+        ]
+    if function == "detection":
+        return [
+            _allow("RecordDecisions", ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], [arns.table]),
+            _allow("CountVelocity", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                                     "dynamodb:ConditionCheckItem", "dynamodb:Query"], [arns.velocity_table]),
+            _allow("QueueAlerts", ["sqs:SendMessage"], [arns.alert_queue]),
+            _allow("ArchiveHighRisk", ["s3:PutObject"], [f"{bucket}/{defaults.ARCHIVE_HIGH_RISK_PREFIX}*"]),
+            _allow("PublishDecisions", ["events:PutEvents"], [arns.event_bus]),
+            _allow("ReadMlEndpointName", ["ssm:GetParameter"], [ml_param]),
+            _allow("InvokeEnvironmentModels", ["sagemaker:InvokeEndpoint"], [arns.sagemaker_endpoints]),
+            kms,
+        ]
+    if function == "notification":
+        return [
+            _allow("MarkAlertSent", ["dynamodb:UpdateItem", "dynamodb:GetItem"], [arns.table]),
+            _allow("PublishAlerts", ["sns:Publish"], [arns.alert_topic]),
+            _allow("ReadTemplates", ["ssm:GetParameter"], [templates]),
+            kms,
+        ]
+    if function == "review":
+        return [
+            _allow("RecordReview", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+            _allow("PublishAlerts", ["sns:Publish"], [arns.alert_topic]),
+            _allow("ReadParameters", ["ssm:GetParameter"], [ml_param, templates]),
+            _allow("InvokeEnvironmentModels", ["sagemaker:InvokeEndpoint"], [arns.sagemaker_endpoints]),
+            kms,
+        ]
+    raise ValueError(f"unknown function {function!r}; known: {', '.join(FUNCTIONS)}")
+
+
+def log_statements(log_group_arn: str) -> list[dict]:
+    """Write to the function's own log group only (created by Pulumi, so no CreateLogGroup)."""
+    return [_allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"])]
+
+
+def tracing_statements() -> list[dict]:
+    return [_allow("WriteTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")]
+
+
+def vpc_statements() -> list[dict]:
+    """What AWSLambdaVPCAccessExecutionRole grants, inline: ENI actions have no resource-level scoping."""
+    return [_allow("ManageVpcNetworkInterfaces", [
+        "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"], "*")]
+
+
+def event_source_statements(kind: str, source_arn: str, on_failure_arn: str | None) -> list[dict]:
+    """What Lambda's event source mapping does with the function's role."""
+    if kind == "kinesis":
+        out = [
+            _allow("ReadIngestStream", ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+                                        "kinesis:GetShardIterator", "kinesis:ListShards", "kinesis:SubscribeToShard"],
+                   [source_arn]),
+            _allow("ListStreams", ["kinesis:ListStreams"], "*"),
+        ]
+    elif kind == "dynamodb":
+        out = [
+            _allow("ReadTableStream", ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                   [source_arn]),
+            _allow("ListStreams", ["dynamodb:ListStreams"], "*"),
+        ]
+    elif kind == "sqs":
+        out = [_allow("ConsumeQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                        "sqs:ChangeMessageVisibility"], [source_arn])]
+    else:
+        raise ValueError(f"unknown event source kind {kind!r}")
+    if on_failure_arn:
+        out.append(_allow("SendFailedBatchesToOnFailureQueue", ["sqs:SendMessage"], [on_failure_arn]))
+    return out
+
+
+def policy_document(statements: list[dict]) -> dict:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def star_statement_violations(document: dict) -> list[str]:
+    """Statements that use `*` where AWS offers resource-level permissions, or a service-wide action."""
+    problems = []
+    for st in document.get("Statement", []):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for action in actions:
+            if action == "*" or action.endswith(":*"):
+                problems.append(f"{st.get('Sid')}: action {action} grants a whole service")
+        if "*" in resources:
+            for action in actions:
+                if action not in defaults.STAR_ONLY_ACTIONS:
+                    problems.append(f"{st.get('Sid')}: {action} on Resource '*' (not a star-only action)")
+    return problems

@@ -1,0 +1,249 @@
+"""FraudPipeline: the whole detection pipeline of one environment, as one component.
+
+It only assembles: each child component owns its resources and hardening, and
+`wiring.py` / `permissions.py` say which function gets which variables and
+grants. A program (the repo's `__main__.py`, or a team's own) passes validated
+`PipelineSettings` and gets typed outputs back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+from typing import Mapping, NotRequired, Optional, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from . import defaults, permissions, wiring
+from .alerts import AlertTopics
+from .api import ApiFront
+from .archive import ArchiveBucket
+from .functions import PipelineFunction
+from .kms import KmsKeys
+from .monitoring import Monitoring
+from .naming import Namer
+from .network import PrivateNetwork
+from .params import PipelineParameters
+from .queue import AlertQueue, encrypted_queue
+from .settings import PipelineSettings
+from .store import TransactionStore
+from .stream import IngestStream
+from .workflow import ReviewWorkflow
+
+
+class FraudPipelineArgs(TypedDict):
+    settings: PipelineSettings
+    """The environment's validated settings (see `settings.py`; `PipelineSettings.from_config` for stack files)."""
+    handlers_path: NotRequired[str]
+    """Directory of the `handlers` package to deploy; defaults to the installed package."""
+    powertools_layer_arn: NotRequired[str]
+    """Override the AWS-published Powertools layer (e.g. a pinned copy in your account)."""
+    manage_api_account_role: NotRequired[bool]
+    """Create API Gateway's account-level CloudWatch role (default true); pass false if the account already manages it."""
+    tags: NotRequired[Mapping[str, str]]
+    """Extra tags for every taggable resource (merged over the defaults)."""
+
+
+def handlers_directory(explicit: str | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    spec = importlib.util.find_spec("handlers")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the `handlers` package is not importable; install fraud-pipeline or pass handlers_path")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def handlers_archive(directory: Path) -> pulumi.AssetArchive:
+    """Only the package's .py files, under `handlers/`, so caches and tests never ship."""
+    files = sorted(p for p in directory.rglob("*.py") if "__pycache__" not in p.parts)
+    if not files:
+        raise RuntimeError(f"no handler modules under {directory}")
+    return pulumi.AssetArchive({
+        f"handlers/{p.relative_to(directory).as_posix()}": pulumi.FileAsset(str(p)) for p in files
+    })
+
+
+class FraudPipeline(pulumi.ComponentResource):
+    """Ingest (REST + Kinesis) -> transactions table -> detection -> alerts, archive, review workflow."""
+
+    api_endpoint: pulumi.Output[str]
+    api_key_id: pulumi.Output[str]
+    api_key_value: pulumi.Output[str]
+    table_name: pulumi.Output[str]
+    velocity_table_name: pulumi.Output[str]
+    stream_name: pulumi.Output[str]
+    alert_queue_url: pulumi.Output[str]
+    dlq_url: pulumi.Output[str]
+    alert_topic_arn: pulumi.Output[str]
+    ops_topic_arn: pulumi.Output[str]
+    archive_bucket: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str]
+    event_bus_name: pulumi.Output[str]
+    state_machine_arn: pulumi.Output[str]
+    dashboard_name: pulumi.Output[str]
+    function_names: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: FraudPipelineArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("fraud-pipeline:index:FraudPipeline", name, None, opts)
+        s = args["settings"]
+        if not isinstance(s, PipelineSettings):
+            raise TypeError("FraudPipelineArgs.settings must be a PipelineSettings")
+        env, sfx = s.environment, s.environment_suffix
+        namer = Namer(env, sfx)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**defaults.BASE_TAGS, "environment": env, **(args.get("tags") or {})}
+        base = {"environment": env, "environment_suffix": sfx, "tags": tags}
+
+        kms = KmsKeys(f"{name}-kms", {**base, "region": s.region, "destroyable": not s.deletion_protection}, child)
+        key = kms.key_arn
+        params = PipelineParameters(f"{name}-params", {**base, "kms_key_arn": key}, child)
+        network = PrivateNetwork(f"{name}-network", {
+            **base, "region": s.region, "kms_key_arn": key, "log_retention_days": s.log_retention_days,
+        }, child) if s.network_enabled else None
+        store = TransactionStore(f"{name}-store", {
+            **base, "kms_key_arn": key, "billing_mode": s.dynamodb_billing_mode,
+            "read_capacity": s.dynamodb_read_capacity, "write_capacity": s.dynamodb_write_capacity,
+            "max_read_capacity": s.dynamodb_max_read_capacity, "max_write_capacity": s.dynamodb_max_write_capacity,
+            "target_utilization_percent": s.dynamodb_target_utilization_percent,
+            "point_in_time_recovery": s.point_in_time_recovery, "deletion_protection": s.deletion_protection,
+        }, child)
+        stream = IngestStream(f"{name}-stream", {
+            **base, "kms_key_arn": key, "shard_count": s.kinesis_shard_count, "retention_hours": s.kinesis_retention_hours,
+        }, child)
+        queue = AlertQueue(f"{name}-alerts-queue", {
+            **base, "kms_key_arn": key, "visibility_timeout_seconds": s.alert_visibility_timeout_seconds,
+            "retention_seconds": s.alert_retention_seconds, "dlq_retention_seconds": s.dlq_retention_seconds,
+            "max_receive_count": s.alert_max_receive_count,
+        }, child)
+        archive = ArchiveBucket(f"{name}-archive", {
+            **base, "kms_key_arn": key, "transition_days": s.archive_transition_days,
+            "expiration_days": s.archive_expiration_days, "force_destroy": not s.deletion_protection,
+        }, child)
+        topics = AlertTopics(f"{name}-topics", {
+            **base, "kms_key_arn": key, "email_subscribers": list(s.alert_email_subscribers),
+            "sms_subscribers": list(s.alert_sms_subscribers),
+        }, child)
+        failure_queues = {
+            kind: encrypted_queue(f"{name}-{kind}-failures", namer.name(f"fraud-{kind}-failures", "queue"), key,
+                                  s.dlq_retention_seconds, child, tags=tags)
+            for kind in ("ingest", "detection")
+        }
+
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        arns = pulumi.Output.all(
+            account, key, store.table_arn, store.velocity_table_arn, queue.queue_arn, archive.bucket_arn,
+            topics.alert_topic_arn, pulumi.Output.all(**params.arns),
+        ).apply(lambda a: permissions.PipelineArns(
+            account=a[0], region=s.region, environment=env, key=a[1], table=a[2], velocity_table=a[3],
+            alert_queue=a[4], archive_bucket=a[5], event_bus="", alert_topic=a[6], parameters=a[7]))
+
+        code = handlers_archive(handlers_directory(args.get("handlers_path")))
+        layer = args.get("powertools_layer_arn") or defaults.powertools_layer_arn(s.region)
+        specs = wiring.function_specs(s)
+
+        def function(key_: str, values: Mapping[str, pulumi.Input[str]], fn_arns: pulumi.Output,
+                     **extra) -> PipelineFunction:
+            spec = specs[key_]
+            variables = pulumi.Output.all(**values).apply(
+                lambda v: wiring.environment_variables(key_, v, s, spec.service_name))
+            return PipelineFunction(f"{name}-{key_}", {
+                **base, "key": key_, "handler": spec.handler, "code": code, "memory_mb": spec.memory_mb,
+                "timeout_seconds": spec.timeout_seconds, "reserved_concurrency": spec.reserved_concurrency,
+                "tracing_enabled": s.tracing_enabled, "log_retention_days": s.log_retention_days,
+                "kms_key_arn": key, "environment_variables": variables, "layers": [layer],
+                "handler_statements": fn_arns.apply(lambda a: permissions.handler_statements(key_, a)),
+                **extra,
+            }, child)
+
+        table = {"TABLE_NAME": store.table_name}
+        review = function("review", {**table, "ALERT_TOPIC_ARN": topics.alert_topic_arn,
+                                     "ML_ENDPOINT_PARAM": params.names["ml-endpoint"],
+                                     "TEMPLATES_PARAM": params.names["notification-templates"]}, arns)
+        workflow = ReviewWorkflow(f"{name}-review", {
+            **base, "kms_key_arn": key, "task_function_arn": review.function_arn,
+            "review_amount_threshold": s.elevated_amount_threshold, "log_retention_days": s.log_retention_days,
+            "tracing_enabled": s.tracing_enabled, "dlq_retention_seconds": s.dlq_retention_seconds,
+        }, child)
+        full_arns = pulumi.Output.all(arns, workflow.event_bus_arn).apply(
+            lambda a: dataclasses.replace(a[0], event_bus=a[1]))
+
+        api_fn = function("api", {**table, "CARD_TOKEN_KEY_PARAM": params.names["card-token-key"]}, full_arns)
+        stream_source = {
+            "batch_size": s.stream_batch_size, "batching_window_seconds": s.stream_batch_window_seconds,
+            "max_retry_attempts": s.stream_max_retry_attempts, "max_record_age_seconds": s.stream_max_record_age_seconds,
+            "parallelization_factor": s.stream_parallelization_factor,
+        }
+        ingest = function("ingest", {
+            **table, "ARCHIVE_BUCKET": archive.bucket_name, "CARD_TOKEN_KEY_PARAM": params.names["card-token-key"],
+        }, full_arns, event_source={
+            "kind": "kinesis", "arn": stream.stream_arn, "on_failure_arn": failure_queues["ingest"].arn, **stream_source,
+        })
+        detection = function("detection", {
+            **table, "VELOCITY_TABLE_NAME": store.velocity_table_name, "ALERT_QUEUE_URL": queue.queue_url,
+            "ARCHIVE_BUCKET": archive.bucket_name, "EVENT_BUS_NAME": workflow.event_bus_name,
+            "ML_ENDPOINT_PARAM": params.names["ml-endpoint"],
+        }, full_arns, event_source={
+            "kind": "dynamodb", "arn": store.stream_arn, "on_failure_arn": failure_queues["detection"].arn,
+            "filter_patterns": [wiring.DETECTION_FILTER], **stream_source,
+        }, **({"vpc": {"subnet_ids": network.subnet_ids, "security_group_ids": [network.lambda_security_group_id]}}
+              if network else {}))
+        notification = function("notification", {
+            **table, "ALERT_TOPIC_ARN": topics.alert_topic_arn, "TEMPLATES_PARAM": params.names["notification-templates"],
+        }, full_arns, event_source={
+            "kind": "sqs", "arn": queue.queue_arn, "batch_size": defaults.ALERT_BATCH_SIZE,
+            "batching_window_seconds": defaults.ALERT_BATCH_WINDOW_SECONDS,
+        })
+        functions = {"api": api_fn, "ingest": ingest, "detection": detection, "notification": notification,
+                     "review": review}
+
+        api = ApiFront(f"{name}-api", {
+            **base, "handler_function_name": api_fn.function_name, "handler_function_arn": api_fn.function_arn,
+            "handler_invoke_arn": api_fn.invoke_arn, "kms_key_arn": key, "throttle_rate": s.api_throttle_rate,
+            "throttle_burst": s.api_throttle_burst, "quota_limit": s.api_quota_limit, "quota_period": s.api_quota_period,
+            "waf_rate_limit": s.waf_rate_limit, "log_retention_days": s.log_retention_days,
+            "tracing_enabled": s.tracing_enabled, "manage_account_logging_role": args.get("manage_api_account_role", True),
+        }, child)
+        monitoring = Monitoring(f"{name}-monitoring", {
+            **base, "region": s.region, "ops_topic_arn": topics.ops_topic_arn,
+            "functions": [{"key": k, "function_name": f.function_name, "timeout_seconds": specs[k].timeout_seconds,
+                           "stream_consumer": k in ("ingest", "detection")} for k, f in functions.items()],
+            "dead_letter_queues": [
+                {"key": "alerts", "queue_name": queue.dlq_name},
+                {"key": "ingest-failures", "queue_name": failure_queues["ingest"].name},
+                {"key": "detection-failures", "queue_name": failure_queues["detection"].name},
+                {"key": "review-events", "queue_name": workflow.dlq_arn.apply(lambda a: a.split(":")[-1])},
+            ],
+            "api_name": api.rest_api_name, "api_stage": api.stage_name, "state_machine_arn": workflow.state_machine_arn,
+            "stream_name": stream.stream_name, "table_name": store.table_name, "alert_queue_name": queue.queue_name,
+            "error_rate_threshold_percent": s.error_rate_threshold_percent,
+            "duration_alarm_percent_of_timeout": s.duration_alarm_percent_of_timeout,
+            "iterator_age_alarm_seconds": s.iterator_age_alarm_seconds, "dlq_age_alarm_seconds": s.dlq_age_alarm_seconds,
+            "api_5xx_rate_threshold_percent": s.api_5xx_rate_threshold_percent, "api_latency_alarm_ms": s.api_latency_alarm_ms,
+        }, child)
+
+        self.settings = s
+        self.api_endpoint = api.endpoint
+        self.api_key_id = api.api_key_id
+        self.api_key_value = api.api_key_value
+        self.table_name = store.table_name
+        self.velocity_table_name = store.velocity_table_name
+        self.stream_name = stream.stream_name
+        self.alert_queue_url = queue.queue_url
+        self.dlq_url = queue.dlq_url
+        self.alert_topic_arn = topics.alert_topic_arn
+        self.ops_topic_arn = topics.ops_topic_arn
+        self.archive_bucket = archive.bucket_name
+        self.kms_key_arn = key
+        self.event_bus_name = workflow.event_bus_name
+        self.state_machine_arn = workflow.state_machine_arn
+        self.dashboard_name = monitoring.dashboard_name
+        self.function_names = {k: f.function_name for k, f in functions.items()}
+        self.register_outputs({
+            "api_endpoint": self.api_endpoint, "api_key_id": self.api_key_id, "table_name": self.table_name,
+            "stream_name": self.stream_name, "alert_queue_url": self.alert_queue_url, "dlq_url": self.dlq_url,
+            "alert_topic_arn": self.alert_topic_arn, "archive_bucket": self.archive_bucket,
+            "kms_key_arn": self.kms_key_arn, "state_machine_arn": self.state_machine_arn,
+            "dashboard_name": self.dashboard_name,
+        })

@@ -1,0 +1,145 @@
+"""TransactionStore: the transactions table (the pipeline's one decision point) and velocity counters.
+
+Every ingestion path writes the transactions table, and its stream drives
+detection, so a transaction is scored exactly once whichever way it arrived.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, NotRequired, Optional, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from . import defaults
+from .naming import Namer
+
+
+class TransactionStoreArgs(TypedDict):
+    environment: str
+    """Environment name, the `<env>` of physical names."""
+    environment_suffix: str
+    """Suffix of physical names."""
+    kms_key_arn: pulumi.Input[str]
+    """Customer-managed key encrypting both tables."""
+    billing_mode: str
+    """`PROVISIONED` (with application auto-scaling) or `PAY_PER_REQUEST`."""
+    read_capacity: int
+    """Provisioned RCU, also the auto-scaling minimum (ignored on demand)."""
+    write_capacity: int
+    """Provisioned WCU, also the auto-scaling minimum (ignored on demand)."""
+    max_read_capacity: int
+    """Auto-scaling ceiling for reads."""
+    max_write_capacity: int
+    """Auto-scaling ceiling for writes."""
+    target_utilization_percent: int
+    """Auto-scaling target utilisation."""
+    point_in_time_recovery: bool
+    """Continuous backups for both tables."""
+    deletion_protection: bool
+    """Refuse table deletion (prod); off keeps dev destroyable."""
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags for both tables."""
+
+
+class TransactionStore(pulumi.ComponentResource):
+    """Transactions table with stream and TTL, and the per-card velocity table."""
+
+    table_name: pulumi.Output[str]
+    table_arn: pulumi.Output[str]
+    stream_arn: pulumi.Output[str]
+    velocity_table_name: pulumi.Output[str]
+    velocity_table_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TransactionStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("fraud-pipeline:index:TransactionStore", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        namer = Namer(args["environment"], args["environment_suffix"])
+        provisioned = args["billing_mode"] == "PROVISIONED"
+        capacity = ({"read_capacity": args["read_capacity"], "write_capacity": args["write_capacity"]}
+                    if provisioned else {})
+        common = dict(
+            billing_mode=args["billing_mode"],
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=args["kms_key_arn"]),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=args["point_in_time_recovery"]),
+            deletion_protection_enabled=args["deletion_protection"],
+            tags=args.get("tags"),
+            **capacity,
+        )
+        self.table = aws.dynamodb.Table(
+            f"{name}-transactions",
+            name=namer.name("fraud-transactions", "table"),
+            hash_key="transaction_id",
+            range_key="timestamp",
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name="transaction_id", type="S"),
+                aws.dynamodb.TableAttributeArgs(name="timestamp", type="N"),
+            ],
+            stream_enabled=True,
+            stream_view_type=defaults.TABLE_STREAM_VIEW_TYPE,
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=defaults.TABLE_TTL_ATTRIBUTE, enabled=True),
+            opts=child,
+            **common,
+        )
+        self.velocity_table = aws.dynamodb.Table(
+            f"{name}-velocity",
+            name=namer.name("fraud-velocity", "table"),
+            hash_key="card_token",
+            range_key="window",
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name="card_token", type="S"),
+                aws.dynamodb.TableAttributeArgs(name="window", type="N"),
+            ],
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=defaults.VELOCITY_TTL_ATTRIBUTE, enabled=True),
+            opts=child,
+            **common,
+        )
+        if provisioned:
+            for label, table in (("transactions", self.table), ("velocity", self.velocity_table)):
+                self._autoscale(name, label, table, args, child)
+
+        self.table_name = self.table.name
+        self.table_arn = self.table.arn
+        self.stream_arn = self.table.stream_arn
+        self.velocity_table_name = self.velocity_table.name
+        self.velocity_table_arn = self.velocity_table.arn
+        self.register_outputs({
+            "table_name": self.table_name, "table_arn": self.table_arn, "stream_arn": self.stream_arn,
+            "velocity_table_name": self.velocity_table_name, "velocity_table_arn": self.velocity_table_arn,
+        })
+
+    def _autoscale(self, name: str, label: str, table: aws.dynamodb.Table, args: TransactionStoreArgs,
+                   child: pulumi.ResourceOptions) -> None:
+        """Target tracking on reads and writes, from the provisioned floor to the stack's ceiling."""
+        dimensions = (
+            ("read", "dynamodb:table:ReadCapacityUnits", "DynamoDBReadCapacityUtilization",
+             args["read_capacity"], args["max_read_capacity"]),
+            ("write", "dynamodb:table:WriteCapacityUnits", "DynamoDBWriteCapacityUtilization",
+             args["write_capacity"], args["max_write_capacity"]),
+        )
+        for kind, dimension, metric, floor, ceiling in dimensions:
+            target = aws.appautoscaling.Target(
+                f"{name}-{label}-{kind}-target",
+                service_namespace="dynamodb",
+                resource_id=table.name.apply(lambda n: f"table/{n}"),
+                scalable_dimension=dimension,
+                min_capacity=floor,
+                max_capacity=ceiling,
+                opts=child,
+            )
+            aws.appautoscaling.Policy(
+                f"{name}-{label}-{kind}-policy",
+                policy_type="TargetTrackingScaling",
+                service_namespace=target.service_namespace,
+                resource_id=target.resource_id,
+                scalable_dimension=target.scalable_dimension,
+                target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                    target_value=args["target_utilization_percent"],
+                    predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                        predefined_metric_type=metric,
+                    ),
+                    scale_in_cooldown=defaults.AUTOSCALING_SCALE_IN_COOLDOWN,
+                    scale_out_cooldown=defaults.AUTOSCALING_SCALE_OUT_COOLDOWN,
+                ),
+                opts=child,
+            )

@@ -1,0 +1,77 @@
+"""Which function runs which handler, with which settings and environment variables.
+
+Pure data derived from the settings, so the handler contract of DESIGN.md is
+stated once and checked by tests without mocks; `pipeline.py` only turns it
+into resources.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from .settings import PipelineSettings
+
+#: DESIGN's handler contract: environment variable -> the functions that receive it.
+CONTRACT: dict[str, tuple[str, ...]] = {
+    "TABLE_NAME": ("api", "ingest", "detection", "notification", "review"),
+    "VELOCITY_TABLE_NAME": ("detection",),
+    "ALERT_QUEUE_URL": ("detection",),
+    "ARCHIVE_BUCKET": ("detection", "ingest"),
+    "EVENT_BUS_NAME": ("detection",),
+    "ALERT_TOPIC_ARN": ("notification", "review"),
+    "ML_ENDPOINT_PARAM": ("detection", "review"),
+    "TEMPLATES_PARAM": ("notification", "review"),
+    "CARD_TOKEN_KEY_PARAM": ("api", "ingest"),
+    "RULES_JSON": ("detection", "review"),
+    "ENVIRONMENT": ("api", "ingest", "detection", "notification", "review"),
+}
+
+#: Only the detection function reaches into the VPC: it is the one that may call a private ML endpoint.
+VPC_FUNCTIONS = ("detection",)
+
+#: The detection mapping only wants new transactions: claims and updates never reach the function.
+DETECTION_FILTER = {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["transaction"]}}}}
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    key: str
+    handler: str
+    memory_mb: int
+    timeout_seconds: int
+    reserved_concurrency: int
+    service_name: str
+
+
+def function_specs(s: PipelineSettings) -> dict[str, FunctionSpec]:
+    return {
+        "api": FunctionSpec("api", "handlers.api_handler.handler", s.api_memory_mb, s.api_timeout_seconds,
+                            s.api_reserved_concurrency, "transactions-api"),
+        "ingest": FunctionSpec("ingest", "handlers.stream_ingest.handler", s.processing_memory_mb,
+                               s.processing_timeout_seconds, s.processing_reserved_concurrency, "stream-ingest"),
+        "detection": FunctionSpec("detection", "handlers.fraud_detection.handler", s.processing_memory_mb,
+                                  s.processing_timeout_seconds, s.processing_reserved_concurrency, "fraud-detection"),
+        "notification": FunctionSpec("notification", "handlers.notification_handler.handler", s.support_memory_mb,
+                                     s.support_timeout_seconds, s.support_reserved_concurrency, "notification"),
+        "review": FunctionSpec("review", "handlers.review_workflow.handler", s.support_memory_mb,
+                               s.support_timeout_seconds, s.support_reserved_concurrency, "review-workflow"),
+    }
+
+
+def environment_variables(key: str, values: Mapping[str, str], s: PipelineSettings, service_name: str) -> dict[str, str]:
+    """The variables function `key` receives: its share of the contract plus Powertools' settings.
+
+    `values` maps every contract variable except RULES_JSON and ENVIRONMENT
+    (which come from the settings) to its resolved value.
+    """
+    resolved = {**values, "RULES_JSON": json.dumps(s.rules(), sort_keys=True), "ENVIRONMENT": s.environment}
+    out = {name: resolved[name] for name, users in CONTRACT.items() if key in users}
+    out.update({
+        "POWERTOOLS_SERVICE_NAME": service_name,
+        "POWERTOOLS_METRICS_NAMESPACE": "FraudPipeline",
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+        "POWERTOOLS_TRACE_DISABLED": "false" if s.tracing_enabled else "true",
+    })
+    return out

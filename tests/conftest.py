@@ -1,0 +1,33 @@
+"""Shared fixtures: each stack is evaluated once per test session under Pulumi's mock engine."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+
+from fraud_pipeline.evaluation import Evaluation, evaluate, known_stacks  # noqa: E402
+
+_CACHE: dict[str, Evaluation] = {}
+
+
+def evaluated(stack: str) -> Evaluation:
+    if stack not in _CACHE:
+        _CACHE[stack] = evaluate(stack)
+    return _CACHE[stack]
+
+
+@pytest.fixture(params=known_stacks())
+def stack(request) -> Evaluation:
+    """Each stack's evaluation (dev, staging, prod), computed once per session."""
+    return evaluated(request.param)
+
+
+@pytest.fixture
+def prod() -> Evaluation:
+    return evaluated("prod")
+
+
+@pytest.fixture
+def dev() -> Evaluation:
+    return evaluated("dev")

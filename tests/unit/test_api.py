@@ -1,0 +1,360 @@
+"""ApiFront under Pulumi's mock engine: the settings that keep the public API safe."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fraud_pipeline import api as api_module
+from fraud_pipeline import defaults
+from fraud_pipeline.api import ApiFront, transaction_request_schema
+from fraud_pipeline.evaluation import Evaluation, evaluate
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+FUNCTION_NAME = "fraud-api-dev-abc12"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION_NAME}"
+INVOKE_ARN = f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{FUNCTION_ARN}/invocations"
+KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+COMPONENT = "fraud-pipeline:index:ApiFront"
+REST_API = "aws:apigateway/restApi:RestApi"
+METHOD = "aws:apigateway/method:Method"
+VALIDATOR = "aws:apigateway/requestValidator:RequestValidator"
+MODEL = "aws:apigateway/model:Model"
+STAGE = "aws:apigateway/stage:Stage"
+DEPLOYMENT = "aws:apigateway/deployment:Deployment"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+
+
+def api_args(**overrides):
+    args = {
+        "environment": "dev",
+        "environment_suffix": "abc12",
+        "handler_function_name": FUNCTION_NAME,
+        "handler_function_arn": FUNCTION_ARN,
+        "handler_invoke_arn": INVOKE_ARN,
+        "kms_key_arn": KMS_KEY_ARN,
+        "throttle_rate": 1000,
+        "throttle_burst": 900,
+        "quota_limit": 250000,
+        "quota_period": "WEEK",
+        "waf_rate_limit": 1500,
+        "log_retention_days": 14,
+        "tracing_enabled": True,
+        "tags": {"team": "fraud"},
+    }
+    args.update(overrides)
+    return args
+
+
+def run(**overrides) -> Evaluation:
+    return evaluate("dev", {"aws:region": REGION}, program=lambda: ApiFront("api", api_args(**overrides)))
+
+
+@pytest.fixture(scope="module")
+def ev() -> Evaluation:
+    return run()
+
+
+@pytest.fixture(scope="module")
+def ev_shared_account() -> Evaluation:
+    return run(manage_account_logging_role=False, tracing_enabled=False)
+
+
+def statements(policy: str) -> list[dict]:
+    found = json.loads(policy)["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+# --- structure ------------------------------------------------------------------------
+
+
+def test_every_child_is_parented_to_the_component(ev):
+    # GIVEN an ApiFront built on its own
+    component = ev.one(COMPONENT)
+    # WHEN we look at every other resource it declared
+    others = [r for r in ev.resources if r.urn != component.urn]
+    # THEN each one hangs directly off the component and is named from the component's name
+    assert others, "the component declared no children"
+    assert {r.parent for r in others} == {component.urn}
+    assert all(r.name.startswith("api-") for r in others)
+
+
+def test_rest_api_is_regional_and_named_by_the_namer(ev):
+    # GIVEN / WHEN the API is built for dev with suffix abc12
+    rest_api = ev.one(REST_API)
+    # THEN it is a regional endpoint with the computed physical name
+    assert rest_api.inputs["name"] == "fraud-api-dev-abc12"
+    assert rest_api.inputs["endpointConfiguration"]["types"] == "REGIONAL"
+    assert rest_api.inputs["tags"] == {"team": "fraud"}
+
+
+# --- method, validation, integration -------------------------------------------------------
+
+
+def test_post_transactions_requires_an_api_key_and_validates_the_body(ev):
+    # GIVEN the single method of the API
+    method = ev.one(METHOD)
+    validator = ev.one(VALIDATOR)
+    model = ev.one(MODEL)
+    resource = ev.one("aws:apigateway/resource:Resource")
+    # THEN it is POST /transactions, keyed, with the validator and the JSON model attached
+    assert resource.inputs["pathPart"] == "transactions"
+    assert method.inputs["httpMethod"] == "POST"
+    assert method.inputs["resourceId"] == resource.id
+    assert method.inputs["apiKeyRequired"] is True
+    assert method.inputs["authorization"] == "NONE"
+    assert method.inputs["requestValidatorId"] == validator.id
+    assert method.inputs["requestModels"] == {"application/json": model.outputs["name"]}
+    assert validator.inputs["validateRequestBody"] is True
+    assert validator.inputs["validateRequestParameters"] is True
+
+
+def test_model_schema_is_the_shared_request_schema(ev):
+    # GIVEN the request model the gateway validates against
+    model = ev.one(MODEL)
+    # THEN it is exactly the schema the pure function gives (and the emulation reuses)
+    assert model.inputs["contentType"] == "application/json"
+    assert json.loads(model.inputs["schema"]) == transaction_request_schema()
+
+
+def test_request_schema_mirrors_the_handler_rules():
+    # GIVEN the request schema
+    schema = transaction_request_schema()
+    props = schema["properties"]
+    # THEN it is draft-04, closed, with the handler's required fields and bounds
+    assert schema["$schema"] == "http://json-schema.org/draft-04/schema#"
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"amount", "merchant", "card_number", "location"}
+    assert set(props) == {"amount", "merchant", "card_number", "location", "currency", "customer_id",
+                          "transaction_id", "timestamp", "hour", "location_mismatch", "velocity_flag"}
+    # draft-04: exclusiveMinimum is a boolean beside minimum
+    assert props["amount"] == {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1000000}
+    assert (props["merchant"]["minLength"], props["merchant"]["maxLength"]) == (1, 128)
+    assert (props["location"]["minLength"], props["location"]["maxLength"]) == (1, 128)
+    assert props["card_number"]["type"] == "string"
+    assert props["timestamp"]["type"] == ["number", "string"]
+    assert props["hour"] == {"type": "integer", "minimum": 0, "maximum": 23}
+    assert props["location_mismatch"]["type"] == props["velocity_flag"]["type"] == "boolean"
+    # a fresh copy each call, so a caller cannot mutate what the component deploys
+    schema["required"].append("x")
+    assert "x" not in transaction_request_schema()["required"]
+
+
+def test_integration_is_lambda_proxy_to_the_handler(ev):
+    # GIVEN the method's integration
+    integration = ev.one("aws:apigateway/integration:Integration")
+    # THEN it proxies to the handler's invoke ARN with POST
+    assert integration.inputs["type"] == "AWS_PROXY"
+    assert integration.inputs["integrationHttpMethod"] == "POST"
+    assert integration.inputs["uri"] == INVOKE_ARN
+    assert integration.inputs["httpMethod"] == "POST"
+
+
+def test_gateway_responses_are_json_errors(ev):
+    # GIVEN the gateway responses
+    responses = {r.inputs["responseType"]: r for r in ev.of_type("aws:apigateway/response:Response")}
+    # THEN bad bodies, bad keys and throttling answer in the handler's JSON error shape
+    bad_body = responses["BAD_REQUEST_BODY"]
+    assert bad_body.inputs["statusCode"] == "400"
+    assert bad_body.inputs["responseTemplates"]["application/json"] == (
+        '{"error": "Invalid request body", "details": [{"field": "body", '
+        '"message": "$context.error.validationErrorString"}]}')
+    assert responses["INVALID_API_KEY"].inputs["statusCode"] == "403"
+    assert responses["MISSING_AUTHENTICATION_TOKEN"].inputs["statusCode"] == "403"
+    assert responses["THROTTLED"].inputs["statusCode"] == "429"
+    assert responses["QUOTA_EXCEEDED"].inputs["statusCode"] == "429"
+    for rtype, response in responses.items():
+        template = response.inputs["responseTemplates"]["application/json"]
+        # with the context variables stubbed by JSON strings, every body parses and names error and details
+        body = json.loads(template.replace("$context.error.messageString", '"m"'))
+        assert set(body) == {"error", "details"}, rtype
+        assert response.inputs["restApiId"] == ev.one(REST_API).id
+
+
+# --- deployment and stage ----------------------------------------------------------------
+
+
+def test_deployment_redeploys_when_the_definition_changes(ev, monkeypatch):
+    # GIVEN the deployment of the default definition
+    before = ev.one(DEPLOYMENT).inputs["triggers"]["redeployment"]
+    # WHEN the request schema changes
+    changed = transaction_request_schema()
+    changed["properties"]["merchant"]["maxLength"] = 64
+    monkeypatch.setattr(api_module, "transaction_request_schema", lambda: changed)
+    after = run().one(DEPLOYMENT).inputs["triggers"]["redeployment"]
+    # THEN the trigger changes, so Pulumi replaces the deployment and the stage serves the new model
+    assert before and after and before != after
+    assert ev.one(DEPLOYMENT).inputs["restApi"] == ev.one(REST_API).id
+
+
+def test_deployment_trigger_is_stable_for_the_same_definition(ev):
+    # GIVEN two evaluations of the same definition
+    # THEN the redeployment trigger is the same, so `pulumi up` does not redeploy for nothing
+    assert ev.one(DEPLOYMENT).inputs["triggers"] == run().one(DEPLOYMENT).inputs["triggers"]
+
+
+def test_stage_logs_to_the_cmk_log_group_with_tracing(ev):
+    # GIVEN the stage and the access-log group
+    stage = ev.one(STAGE)
+    access = ev.one(LOG_GROUP, "access-logs")
+    # THEN the stage is v1 on the deployment, traced, and writes access logs to the CMK group in the fixed format
+    assert stage.inputs["stageName"] == defaults.API_STAGE_NAME
+    assert stage.inputs["deployment"] == ev.one(DEPLOYMENT).id
+    assert stage.inputs["xrayTracingEnabled"] is True
+    assert stage.inputs["accessLogSettings"]["destinationArn"] == access.outputs["arn"]
+    assert stage.inputs["accessLogSettings"]["format"] == defaults.API_ACCESS_LOG_FORMAT
+    assert access.inputs["name"] == "/aws/apigateway/fraud-api-dev-abc12"
+
+
+def test_tracing_follows_the_args(ev_shared_account):
+    assert ev_shared_account.one(STAGE).inputs["xrayTracingEnabled"] is False
+
+
+def test_every_log_group_has_retention_and_the_cmk(ev):
+    # GIVEN the access-log group and the execution-log group API Gateway would otherwise create unencrypted
+    groups = ev.of_type(LOG_GROUP)
+    rest_api_id = ev.one(REST_API).id
+    # THEN both carry the stack's retention and the CMK
+    assert {g.inputs["name"] for g in groups} == {
+        "/aws/apigateway/fraud-api-dev-abc12", f"API-Gateway-Execution-Logs_{rest_api_id}/v1"}
+    for group in groups:
+        assert group.inputs["retentionInDays"] == 14
+        assert group.inputs["kmsKeyId"] == KMS_KEY_ARN
+
+
+def test_method_settings_log_errors_without_data_trace_and_throttle(ev):
+    # GIVEN the stage-wide method settings
+    settings = ev.one("aws:apigateway/methodSettings:MethodSettings")
+    s = settings.inputs["settings"]
+    # THEN every method logs at ERROR, never full request bodies (card numbers), with metrics and throttling
+    assert settings.inputs["methodPath"] == "*/*"
+    assert settings.inputs["stageName"] == defaults.API_STAGE_NAME
+    assert s["loggingLevel"] == "ERROR"
+    assert s["dataTraceEnabled"] is False
+    assert s["metricsEnabled"] is True
+    assert s["throttlingRateLimit"] == 1000
+    assert s["throttlingBurstLimit"] == 900
+
+
+# --- keys and usage plan ------------------------------------------------------------------
+
+
+def test_api_key_usage_plan_and_key_binding(ev):
+    # GIVEN the key, the plan and their binding
+    key = ev.one("aws:apigateway/apiKey:ApiKey")
+    plan = ev.one("aws:apigateway/usagePlan:UsagePlan")
+    binding = ev.one("aws:apigateway/usagePlanKey:UsagePlanKey")
+    # THEN the key is enabled with an AWS-generated value, and the plan bounds it on this stage
+    assert key.inputs["enabled"] is True
+    assert "value" not in key.inputs
+    assert plan.inputs["apiStages"] == [{"apiId": ev.one(REST_API).id, "stage": defaults.API_STAGE_NAME}]
+    assert plan.inputs["throttleSettings"] == {"rateLimit": 1000, "burstLimit": 900}
+    assert plan.inputs["quotaSettings"] == {"limit": 250000, "period": "WEEK"}
+    assert binding.inputs == {"keyId": key.id, "keyType": "API_KEY", "usagePlanId": plan.id}
+
+
+# --- WAF ------------------------------------------------------------------------------------
+
+
+def test_waf_rate_limits_per_ip_and_counts_the_common_rule_set(ev):
+    # GIVEN the web ACL
+    acl = ev.one("aws:wafv2/webAcl:WebAcl")
+    rules = {r["name"]: r for r in acl.inputs["rules"]}
+    rate = next(r for r in rules.values() if "rateBasedStatement" in r["statement"])
+    managed = next(r for r in rules.values() if "managedRuleGroupStatement" in r["statement"])
+    # THEN it is regional, allows by default, blocks an IP over the limit, and counts the managed group
+    assert acl.inputs["scope"] == "REGIONAL"
+    assert acl.inputs["defaultAction"] == {"allow": {}}
+    assert rate["statement"]["rateBasedStatement"] == {"aggregateKeyType": "IP", "limit": 1500}
+    assert rate["action"] == {"block": {}}
+    vendor, group = defaults.WAF_MANAGED_RULE_GROUP
+    assert managed["statement"]["managedRuleGroupStatement"] == {"vendorName": vendor, "name": group}
+    assert managed["overrideAction"] == ({"count": {}} if defaults.WAF_MANAGED_RULES_COUNT_ONLY else {"none": {}})
+    assert len({r["priority"] for r in rules.values()}) == len(rules)
+    for visibility in [acl.inputs["visibilityConfig"], *(r["visibilityConfig"] for r in rules.values())]:
+        assert visibility["cloudwatchMetricsEnabled"] is True
+        assert visibility["sampledRequestsEnabled"] is True
+        assert visibility["metricName"]
+
+
+def test_waf_is_associated_with_the_stage(ev):
+    # GIVEN the association
+    association = ev.one("aws:wafv2/webAclAssociation:WebAclAssociation")
+    # THEN it binds this ACL to this stage's ARN
+    assert association.inputs["webAclArn"] == ev.one("aws:wafv2/webAcl:WebAcl").outputs["arn"]
+    assert association.inputs["resourceArn"] == ev.one(STAGE).outputs["arn"]
+    assert association.inputs["resourceArn"].endswith(f"/stages/{defaults.API_STAGE_NAME}")
+
+
+# --- permission and IAM -----------------------------------------------------------------------
+
+
+def test_invoke_permission_is_scoped_to_post_transactions(ev):
+    # GIVEN the Lambda permission
+    permission = ev.one("aws:lambda/permission:Permission")
+    execution_arn = ev.one(REST_API).outputs["executionArn"]
+    # THEN only this API's POST /transactions may invoke the handler
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["principal"] == "apigateway.amazonaws.com"
+    assert permission.inputs["function"] == FUNCTION_NAME
+    assert permission.inputs["sourceArn"] == f"{execution_arn}/*/POST/transactions"
+
+
+def test_account_logging_role_names_log_groups_except_star_only_actions(ev):
+    # GIVEN the account-level CloudWatch role API Gateway logs with
+    account = ev.one("aws:apigateway/account:Account")
+    role = ev.one("aws:iam/role:Role", "cloudwatch-role")
+    policy = ev.one("aws:iam/rolePolicy:RolePolicy", "cloudwatch-policy")
+    # THEN the account setting uses the role, which only API Gateway can assume
+    assert account.inputs["cloudwatchRoleArn"] == role.outputs["arn"]
+    trust = statements(role.inputs["assumeRolePolicy"])
+    assert [s["Principal"] for s in trust] == [{"Service": "apigateway.amazonaws.com"}]
+    # AND every statement names this account's log groups, except the star-only actions
+    for statement in statements(policy.inputs["policy"]):
+        resources = as_list(statement["Resource"])
+        if "*" in resources:
+            assert resources == ["*"]
+            assert set(as_list(statement["Action"])) <= set(defaults.STAR_ONLY_ACTIONS)
+        else:
+            assert all(r.startswith(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:") for r in resources)
+
+
+def test_account_logging_role_can_be_left_to_another_program(ev_shared_account):
+    # GIVEN a program that already manages the region's API Gateway account settings
+    # THEN the component creates neither the account setting nor its role
+    assert ev_shared_account.of_type("aws:apigateway/account:Account") == []
+    assert ev_shared_account.of_type("aws:iam/role:Role") == []
+    # but still creates the encrypted execution-log group the stage writes to
+    assert len(ev_shared_account.of_type(LOG_GROUP)) == 2
+
+
+def test_component_outputs_resolve():
+    # GIVEN a program exporting the component's outputs
+    import pulumi
+
+    def program():
+        front = ApiFront("api", api_args())
+        for key in ("rest_api_id", "rest_api_name", "stage_name", "invoke_url", "endpoint", "api_key_id",
+                    "api_key_value", "usage_plan_id", "web_acl_arn", "access_log_group_name", "execution_arn"):
+            pulumi.export(key, getattr(front, key))
+        pulumi.export("api_key_value_is_secret", pulumi.Output.from_input(front.api_key_value.is_secret()))
+
+    # WHEN it is evaluated
+    exports = evaluate("dev", {"aws:region": REGION}, program=program).exports
+    # THEN every output resolves, the endpoint ends in /transactions and the key value is present
+    assert exports["endpoint"] == exports["invoke_url"] + "/transactions"
+    assert exports["stage_name"] == "v1"
+    assert exports["invoke_url"].endswith("/v1")
+    assert exports["rest_api_name"] == "fraud-api-dev-abc12"
+    assert exports["access_log_group_name"] == "/aws/apigateway/fraud-api-dev-abc12"
+    assert exports["api_key_value"]
+    assert exports["api_key_value_is_secret"] is True
+    assert exports["execution_arn"].startswith(f"arn:aws:execute-api:{REGION}:{ACCOUNT}:")
+    assert all(exports[k] for k in exports)
