@@ -71,9 +71,12 @@ def _error_template(error: str, field: str, message: str, *, quote: bool = True)
 
 #: Gateway responses: (response type, status code, body template).
 GATEWAY_RESPONSES: tuple[tuple[str, str, str], ...] = (
-    ("BAD_REQUEST_BODY", "400",
-     '{"error": "Invalid request body", "details": [{"field": "body", '
-     '"message": "$context.error.validationErrorString"}]}'),
+    # `validationErrorString` quotes field names with `"`, which would break the JSON body, and
+    # gateway responses cannot escape it; the message says where the rules are instead.
+    ("BAD_REQUEST_BODY", "400", _error_template(
+        "Invalid request body", "body",
+        "Body does not match the TransactionRequest schema (amount, merchant, card_number and location are "
+        "required; no other fields than those documented); see the API reference")),
     ("INVALID_API_KEY", "403", _error_template("Forbidden", "x-api-key", "Missing or invalid API key")),
     ("MISSING_AUTHENTICATION_TOKEN", "403",
      _error_template("Forbidden", "x-api-key", "Missing API key, or no such resource or method")),

@@ -136,7 +136,7 @@ STAR_ONLY_ACTIONS: dict[str, str] = {
     "ec2:UnassignPrivateIpAddresses": "Part of Lambda's VPC ENI management; VPC function only.",
     "kinesis:ListStreams": "Listing streams has no resource-level permissions; the Kinesis event source mapping calls it.",
     "dynamodb:ListStreams": "Listing streams has no resource-level permissions; the DynamoDB stream mapping calls it.",
-    "cloudwatch:PutMetricData": "Metrics have no resource type (scoped by a namespace condition where granted).",
+    "cloudwatch:PutMetricData": "Metrics have no resource type. Granted to no function today: Powertools Metrics writes EMF through the log group.",
     "logs:CreateLogDelivery": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
     "logs:GetLogDelivery": "Vended log delivery (Step Functions logging) has no resource-level permissions.",
     "logs:UpdateLogDelivery": "Vended log delivery (Step Functions logging) has no resource-level permissions.",

@@ -122,6 +122,7 @@ def plan(stack: str) -> str:
         f"Plan for stack '{stack}' (region {s.region}): {total} resources would be created.",
         "Evaluated offline with Pulumi's mock engine; `pulumi up` on this stack declares the same tree.",
         "",
+        "",
     ]
     summary = ["", "By type: " + ", ".join(f"{t} x{n}" for t, n in sorted(counts.items()))]
     return "\n".join(header) + render_tree(evaluation) + "\n".join(summary)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fraud_pipeline.evaluation import known_stacks
-from fraud_pipeline.plan import settings_of
+from fraud_pipeline.plan import reference, settings_of
 from fraud_pipeline.settings import LOG_RETENTION_DAYS, PipelineSettings, SettingsError, setting_fields
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,13 +126,14 @@ def test_log_retention_choices_match_cloudwatch():
     assert LOG_RETENTION_DAYS[:6] == (1, 3, 5, 7, 14, 30) and 3653 in LOG_RETENTION_DAYS
 
 
-def test_readme_documents_every_setting():
+def test_readme_configuration_reference_is_current():
+    # GIVEN the README WHEN its configuration reference is compared with the settings THEN they agree
     readme = (REPO / "README.md").read_text()
+    table = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
+    assert table.strip() == reference().strip(), "regenerate with: python -m fraud_pipeline.plan --reference"
     for f in setting_fields():
-        key = f.metadata["key"]
-        if key == "environment":
-            continue
-        assert re.search(rf"`{re.escape(key)}`", readme), f"README lacks setting {key}"
+        if f.metadata["key"] != "environment":
+            assert re.search(rf"`{re.escape(f.metadata['key'])}`", table), f.metadata["key"]
 
 
 def test_every_setting_has_unit_doc_and_rule():
