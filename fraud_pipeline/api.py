@@ -19,6 +19,7 @@ import pulumi_aws as aws
 
 from . import defaults
 from .naming import Namer
+from .permissions import service_trust_policy
 
 #: The one resource the API serves.
 RESOURCE_PATH = "transactions"
@@ -250,11 +251,8 @@ class ApiFront(pulumi.ComponentResource):
                 f"{name}-cloudwatch-role",
                 name=namer.name("fraud-apigw-logs", "role"),
                 description="Lets API Gateway write execution and access logs in this region",
-                assume_role_policy=json.dumps({
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
-                                   "Action": "sts:AssumeRole"}],
-                }),
+                # One role serves every API of the account and region, so no source condition.
+                assume_role_policy=json.dumps(service_trust_policy("apigateway.amazonaws.com")),
                 tags=tags,
                 opts=child,
             )

@@ -34,18 +34,6 @@ def log_data_protection_policy(name: str) -> dict:
     }
 
 
-def assume_role_policy(account_id: str) -> dict:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-        }],
-    }
-
-
 class EventSource(TypedDict):
     """A mapping that feeds the function."""
 
@@ -149,7 +137,8 @@ class PipelineFunction(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             name=namer.name(f"fraud-{args['key']}", "role"),
-            assume_role_policy=account.apply(lambda a: json.dumps(assume_role_policy(a))),
+            assume_role_policy=account.apply(
+                lambda a: json.dumps(permissions.service_trust_policy("lambda.amazonaws.com", a))),
             description=f"Execution role of {function_name}",
             tags=tags,
             opts=child,

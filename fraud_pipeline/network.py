@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from . import defaults
 from .naming import Namer
+from .permissions import service_trust_policy
 
 #: A /16 leaves room to add subnets (more AZs, other workloads) without renumbering.
 DEFAULT_CIDR_BLOCK = "10.40.0.0/16"
@@ -125,18 +126,8 @@ def _tag_key(service: str) -> str:
 
 def flow_log_assume_role_policy(account_id: str, partition: str, region: str) -> str:
     """Trust policy: only this account's flow logs may assume the delivery role (confused-deputy guard)."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": _FLOW_LOGS_PRINCIPAL},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": account_id},
-                "ArnLike": {"aws:SourceArn": f"arn:{partition}:ec2:{region}:{account_id}:vpc-flow-log/*"},
-            },
-        }],
-    })
+    return json.dumps(service_trust_policy(
+        _FLOW_LOGS_PRINCIPAL, account_id, f"arn:{partition}:ec2:{region}:{account_id}:vpc-flow-log/*"))
 
 
 def flow_log_delivery_policy(log_group_arn: str) -> str:

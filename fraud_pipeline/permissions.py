@@ -133,6 +133,23 @@ def event_source_statements(kind: str, source_arn: str, on_failure_arn: str | No
     return out
 
 
+def service_trust_policy(service: str, account_id: str | None = None, source_arn_like: str | None = None) -> dict:
+    """Trust policy letting one AWS service assume a role, bound to this account where the service supports it.
+
+    `aws:SourceAccount` (and `aws:SourceArn` where given) keeps another
+    account's resource from borrowing the role (the confused-deputy guard).
+    """
+    statement: dict = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    condition: dict = {}
+    if account_id:
+        condition["StringEquals"] = {"aws:SourceAccount": account_id}
+    if source_arn_like:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn_like}
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
 def policy_document(statements: list[dict]) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 

@@ -127,7 +127,7 @@ class FraudPipeline(pulumi.ComponentResource):
         }, child)
         failure_queues = {
             kind: encrypted_queue(f"{name}-{kind}-failures", namer.name(f"fraud-{kind}-failures", "queue"), key,
-                                  s.dlq_retention_seconds, child, tags=tags)
+                                  s.dlq_retention_seconds, child, tags=tags).queue
             for kind in ("ingest", "detection")
         }
 

@@ -8,7 +8,7 @@ gets the CMK and the TLS-only policy without a second copy of either.
 from __future__ import annotations
 
 import json
-from typing import Mapping, NotRequired, Optional, TypedDict
+from typing import Callable, Mapping, NamedTuple, NotRequired, Optional, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -29,6 +29,11 @@ def tls_only_statement(queue_arn: str) -> dict:
     }
 
 
+class EncryptedQueue(NamedTuple):
+    queue: aws.sqs.Queue
+    policy: aws.sqs.QueuePolicy
+
+
 def encrypted_queue(
     resource_name: str,
     physical_name: str,
@@ -38,10 +43,14 @@ def encrypted_queue(
     visibility_timeout_seconds: pulumi.Input[int] = 30,
     redrive_to: Optional[aws.sqs.Queue] = None,
     max_receive_count: pulumi.Input[int] = 5,
-    extra_statements: Optional[pulumi.Input[list]] = None,
+    extra_statements: Optional[Callable[[pulumi.Output[str]], pulumi.Input[list]]] = None,
     tags: Optional[pulumi.Input[Mapping[str, str]]] = None,
-) -> aws.sqs.Queue:
-    """A CMK-encrypted queue with a TLS-only queue policy (plus any statements the caller needs)."""
+) -> EncryptedQueue:
+    """A CMK-encrypted queue with a TLS-only queue policy.
+
+    `extra_statements` receives the queue's ARN and returns further policy
+    statements (e.g. letting EventBridge send dead letters from one rule).
+    """
     redrive = None
     if redrive_to is not None:
         redrive = pulumi.Output.all(redrive_to.arn, max_receive_count).apply(
@@ -58,14 +67,14 @@ def encrypted_queue(
         tags=tags,
         opts=opts,
     )
-    aws.sqs.QueuePolicy(
+    policy = aws.sqs.QueuePolicy(
         f"{resource_name}-policy",
         queue_url=queue.url,
-        policy=pulumi.Output.all(queue.arn, extra_statements or []).apply(
-            lambda a: json.dumps({"Version": "2012-10-17", "Statement": [tls_only_statement(a[0]), *a[1]]})),
+        policy=pulumi.Output.all(queue.arn, extra_statements(queue.arn) if extra_statements else []).apply(
+            lambda a: json.dumps({"Version": "2012-10-17", "Statement": [*a[1], tls_only_statement(a[0])]})),
         opts=opts,
     )
-    return queue
+    return EncryptedQueue(queue, policy)
 
 
 class AlertQueueArgs(TypedDict):
@@ -104,13 +113,13 @@ class AlertQueue(pulumi.ComponentResource):
         self.dlq = encrypted_queue(
             f"{name}-dlq", namer.name("fraud-alerts-dlq", "queue"), args["kms_key_arn"],
             args["dlq_retention_seconds"], child, tags=args.get("tags"),
-        )
+        ).queue
         self.queue = encrypted_queue(
             f"{name}-queue", namer.name("fraud-alerts", "queue"), args["kms_key_arn"],
             args["retention_seconds"], child,
             visibility_timeout_seconds=args["visibility_timeout_seconds"],
             redrive_to=self.dlq, max_receive_count=args["max_receive_count"], tags=args.get("tags"),
-        )
+        ).queue
         self.queue_url, self.queue_arn, self.queue_name = self.queue.url, self.queue.arn, self.queue.name
         self.dlq_url, self.dlq_arn, self.dlq_name = self.dlq.url, self.dlq.arn, self.dlq.name
         self.register_outputs({

@@ -19,7 +19,8 @@ import pulumi_aws as aws
 
 from . import defaults
 from .naming import Namer
-from .queue import tls_only_statement
+from .permissions import service_trust_policy
+from .queue import encrypted_queue
 
 #: The review tasks, in order; one Lambda runs them all, told which by `task`.
 REVIEW_TASKS = ("validate", "analyze", "store", "notify")
@@ -104,19 +105,6 @@ class ReviewWorkflowArgs(TypedDict):
     """Tags for every taggable child."""
 
 
-def _assume_role_policy(service: str, account: str) -> str:
-    # aws:SourceAccount keeps another account's rule or state machine from borrowing the role.
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": service},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-        }],
-    })
-
-
 def _account_of(arn: str) -> str:
     return arn.split(":")[4]
 
@@ -198,7 +186,8 @@ class ReviewWorkflow(pulumi.ComponentResource):
             f"{name}-sfn-role",
             name=namer.name("fraud-review-sfn", "role"),
             description="Runs the review tasks and writes the review workflow's logs",
-            assume_role_policy=kms_key_arn.apply(lambda k: _assume_role_policy("states.amazonaws.com", _account_of(k))),
+            assume_role_policy=kms_key_arn.apply(
+                lambda k: json.dumps(service_trust_policy("states.amazonaws.com", _account_of(k)))),
             tags=tags,
             opts=child,
         )
@@ -253,33 +242,17 @@ class ReviewWorkflow(pulumi.ComponentResource):
         )
 
         # --- target DLQ ----------------------------------------------------------
-        self.dlq = aws.sqs.Queue(
-            f"{name}-dlq",
-            name=namer.name("fraud-review-dlq", "queue"),
-            kms_master_key_id=kms_key_arn,
-            kms_data_key_reuse_period_seconds=defaults.SQS_KMS_DATA_KEY_REUSE_SECONDS,
-            message_retention_seconds=args["dlq_retention_seconds"],
+        self.dlq, self.dlq_policy = encrypted_queue(
+            f"{name}-dlq", namer.name("fraud-review-dlq", "queue"), kms_key_arn, args["dlq_retention_seconds"], child,
             tags=tags,
-            opts=child,
-        )
-        self.dlq_policy = aws.sqs.QueuePolicy(
-            f"{name}-dlq-policy",
-            queue_url=self.dlq.url,
-            policy=pulumi.Output.all(self.dlq.arn, self.rule.arn).apply(lambda a: json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "ReviewRuleDeadLetters",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "events.amazonaws.com"},
-                        "Action": "sqs:SendMessage",
-                        "Resource": a[0],
-                        "Condition": {"ArnEquals": {"aws:SourceArn": a[1]}},
-                    },
-                    tls_only_statement(a[0]),
-                ],
-            })),
-            opts=child,
+            extra_statements=lambda queue_arn: pulumi.Output.all(queue_arn, self.rule.arn).apply(lambda a: [{
+                "Sid": "ReviewRuleDeadLetters",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": a[0],
+                "Condition": {"ArnEquals": {"aws:SourceArn": a[1]}},
+            }]),
         )
 
         # --- target ---------------------------------------------------------------
@@ -287,7 +260,8 @@ class ReviewWorkflow(pulumi.ComponentResource):
             f"{name}-target-role",
             name=namer.name("fraud-review-events", "role"),
             description="Lets the review rule start the review state machine",
-            assume_role_policy=kms_key_arn.apply(lambda k: _assume_role_policy("events.amazonaws.com", _account_of(k))),
+            assume_role_policy=kms_key_arn.apply(
+                lambda k: json.dumps(service_trust_policy("events.amazonaws.com", _account_of(k)))),
             tags=tags,
             opts=child,
         )
