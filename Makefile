@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: install test plan diff clean
+.PHONY: install test plan diff capacity clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ plan: $(STAMP)
 
 diff: $(STAMP)
 	$(PY) -m fraud_pipeline.plan --diff $(or $(A),staging) $(or $(B),prod)
+
+capacity: $(STAMP)
+	$(PY) -m fraud_pipeline.capacity --stack dev --stack staging --stack prod --chart docs/capacity.png --update-docs docs/capacity.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

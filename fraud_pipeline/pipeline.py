@@ -16,7 +16,7 @@ from typing import Mapping, NotRequired, Optional, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import defaults, permissions, wiring
+from . import capacity, defaults, permissions, wiring
 from .alerts import AlertTopics
 from .api import ApiFront
 from .archive import ArchiveBucket
@@ -86,10 +86,16 @@ class FraudPipeline(pulumi.ComponentResource):
     function_names: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: FraudPipelineArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # Capacity first, from the settings alone: a peak a stage cannot carry stops the
+        # preview (CapacityError) before anything is registered, or warns in `capacityCheck: warn`.
+        settings = args.get("settings")
+        capacity_warning = capacity.check(settings) if isinstance(settings, PipelineSettings) else None
         super().__init__("fraud-pipeline:index:FraudPipeline", name, None, opts)
         s = args["settings"]
         if not isinstance(s, PipelineSettings):
             raise TypeError("FraudPipelineArgs.settings must be a PipelineSettings")
+        if capacity_warning:
+            pulumi.log.warn(capacity_warning, resource=self)
         env, sfx = s.environment, s.environment_suffix
         namer = Namer(env, sfx)
         child = pulumi.ResourceOptions(parent=self)

@@ -182,6 +182,11 @@ class PipelineSettings:
     blocked_merchants: tuple[str, ...] = _setting(("Unknown Store",), "blockedMerchants", "list of names", "Merchants that always score BLOCKED_MERCHANT (case-insensitive).", item_pattern=re.compile(r"^.{1,128}$"), rule="names of 1-128 characters")
     high_risk_countries: tuple[str, ...] = _setting(("Nigeria", "North Korea", "Iran"), "highRiskCountries", "list of names", "Countries that score HIGH_RISK_LOCATION (case-insensitive).", item_pattern=re.compile(r"^.{1,64}$"), rule="names of 1-64 characters")
 
+    # --- capacity (see `capacity.py` and docs/capacity.md) ------------------
+    peak_transactions_per_second: float = _setting(1.0, "peakTransactionsPerSecond", "transactions/s", "Peak load the stack must carry; the preview checks every stage's capacity against it.", minimum=0.01, maximum=1000000)
+    average_transaction_bytes: int = _setting(512, "averageTransactionBytes", "bytes", "Average size of a submitted transaction (JSON, as written to Kinesis and stored before detection's attributes).", minimum=64, maximum=409600)
+    capacity_check: str = _setting("error", "capacityCheck", "mode", "What a peak above a stage's capacity does to the preview: `error` fails it, `warn` logs a warning.", choices=("error", "warn"))
+
     def __post_init__(self) -> None:
         problems = [p for f in dataclasses.fields(self) for p in _check_field(f, getattr(self, f.name))]
         problems += self._cross_field_problems()
