@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: install test plan diff capacity clean
+.PHONY: install test demo run plan diff capacity clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ install: $(STAMP)
 
 test: $(STAMP)
 	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m pytest
+
+demo: $(STAMP)
+	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m fraud_pipeline.local demo --stack $(STACK) --transactions $(or $(N),1000)
+
+run: $(STAMP)
+	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m fraud_pipeline.local serve --stack $(STACK) --port $(or $(PORT),8080)
 
 plan: $(STAMP)
 	$(PY) -m fraud_pipeline.plan $(STACK)

@@ -200,5 +200,5 @@ def test_compliance_doc_covers_every_policy():
 
 
 def test_readme_section_shows_how_to_run_the_pack():
-    doc = (REPO / "docs" / "policy-readme.md").read_text()
+    doc = (REPO / "README.md").read_text()
     assert "pulumi preview --policy-pack policy" in doc and "--policy-pack-config" in doc
