@@ -1,0 +1,33 @@
+"""`python -m fraud_pipeline.local demo|serve --stack dev`: the pipeline on this machine, no AWS account needed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .demo import run as run_demo
+from .serve import run as run_serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fraud_pipeline.local", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="send generated traffic through the emulated pipeline and report")
+    demo.add_argument("--stack", default="dev")
+    demo.add_argument("--transactions", type=int, default=400, help="valid transactions to generate (default 400)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--no-progress", action="store_true")
+    serve = sub.add_parser("serve", help="keep the emulated pipeline up for your own requests")
+    serve.add_argument("--stack", default="dev")
+    serve.add_argument("--port", type=int, default=8080, help="port of the REST API (default 8080)")
+    serve.add_argument("--aws-port", type=int, default=5000, help="port of the emulated AWS endpoint (default 5000)")
+    args = parser.parse_args(argv)
+    if args.command == "demo" and args.transactions <= 0:
+        parser.error("--transactions must be positive")
+    if args.command == "demo":
+        return run_demo(args.stack, args.transactions, args.seed, progress=not args.no_progress)
+    return run_serve(args.stack, args.port, args.aws_port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
