@@ -17,7 +17,9 @@ from . import defaults
 FUNCTIONS = ("api", "ingest", "detection", "notification", "review")
 
 KMS_USE = ["kms:Decrypt", "kms:GenerateDataKey"]
-TABLE_WRITE = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+#: Ingest writes claim + transaction in one TransactWriteItems (authorised as PutItem) and reads
+#: the existing item back (GetItem) when a replay cancels the write.
+TABLE_INGEST = ["dynamodb:PutItem", "dynamodb:GetItem"]
 
 
 @dataclass(frozen=True)
@@ -55,18 +57,20 @@ def handler_statements(function: str, arns: PipelineArns) -> list[dict]:
     templates = arns.parameters["notification-templates"]
     bucket = arns.archive_bucket
     if function == "api":
-        return [_allow("WriteTransactions", TABLE_WRITE, [arns.table]), card_key, kms]
+        return [_allow("WriteTransactions", TABLE_INGEST, [arns.table]), card_key, kms]
     if function == "ingest":
         return [
-            _allow("WriteTransactions", TABLE_WRITE + ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"], [arns.table]),
+            # BatchGetItem: which records of the batch were already stored (a retried batch).
+            _allow("WriteTransactions", TABLE_INGEST + ["dynamodb:BatchGetItem"], [arns.table]),
             _allow("QuarantineRejectedRecords", ["s3:PutObject"], [f"{bucket}/{defaults.ARCHIVE_REJECTED_PREFIX}*"]),
             card_key, kms,
         ]
     if function == "detection":
         return [
-            _allow("RecordDecisions", ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], [arns.table]),
-            _allow("CountVelocity", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
-                                     "dynamodb:ConditionCheckItem", "dynamodb:Query"], [arns.velocity_table]),
+            # Decision write-back: UpdateItem actions in TransactWriteItems, detection's attributes only.
+            _allow("RecordDecisions", ["dynamodb:UpdateItem"], [arns.table]),
+            # Velocity: read the card's buckets (BatchGetItem), add the batch's ids (UpdateItem in a transaction).
+            _allow("CountVelocity", ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], [arns.velocity_table]),
             _allow("QueueAlerts", ["sqs:SendMessage"], [arns.alert_queue]),
             _allow("ArchiveHighRisk", ["s3:PutObject"], [f"{bucket}/{defaults.ARCHIVE_HIGH_RISK_PREFIX}*"]),
             _allow("PublishDecisions", ["events:PutEvents"], [arns.event_bus]),

@@ -58,6 +58,15 @@ def cold_start_cache(func: F) -> F:
 def reset() -> None:
     """Forget every client and cached value (as a new execution environment would)."""
     _clients.clear()
+    reset_values()
+
+
+def reset_values() -> None:
+    """Forget the cached values (card-token key, rules, templates) but keep the clients.
+
+    The local emulation hosts every function in one process: it calls this when it
+    switches functions, so each reads its own parameters as its own cold start would.
+    """
     for cached in _caches:
         cached.cache_clear()
 

@@ -64,8 +64,10 @@ def record_handler(record: Any) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    records = event.get("Records") or []
+    metrics.add_metric(name="AlertMessagesReceived", unit="Count", value=len(records))
     _outcomes.clear()
-    _outcomes.update(process_alerts(event.get("Records") or []))
+    _outcomes.update(process_alerts(records))
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
 
 

@@ -25,6 +25,8 @@ from .emulator import Emulator
 from .traffic import Traffic, Transaction, generate
 
 KINESIS_BATCH = 25
+#: Share of API transactions sent twice, to show a client retry answers 200 with the original timestamp.
+REPLAY_SHARE = 0.02
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Outcome:
     api_statuses: Counter = field(default_factory=Counter)
     errors_5xx: int = 0
     sent: int = 0
+    replays: int = 0
+    replays_ok: int = 0
 
 
 def _post(url: str, key: str, payload: Any) -> tuple[int, dict]:
@@ -75,6 +79,7 @@ def send(em: Emulator, url: str, traffic: Traffic, progress: bool = True) -> Out
         buffer.clear()
 
     items = list(traffic.in_send_order())
+    first_answers: dict[str, tuple[Transaction, int]] = {}
     for item in tqdm(items, desc="sending", unit="req", disable=not progress, file=sys.stderr):
         out.sent += 1
         if item.via == "kinesis":
@@ -93,9 +98,15 @@ def send(em: Emulator, url: str, traffic: Traffic, progress: bool = True) -> Out
             out.errors_5xx += 1
         if status in (200, 201) and isinstance(item, Transaction):
             out.accepted_at[item.transaction_id] = time.time()
+            first_answers[item.transaction_id] = (item, body.get("timestamp"))
         elif status >= 400:
             out.rejected[_reason(status, body)] += 1
     flush()
+    # Client retries: the same transaction again must answer 200 with the original id and timestamp.
+    for tid, (item, timestamp) in list(first_answers.items())[: max(1, int(len(first_answers) * REPLAY_SHARE))]:
+        status, body = _post(url, em.api.api_key, item.body)
+        out.replays += 1
+        out.replays_ok += status == 200 and body.get("transaction_id") == tid and body.get("timestamp") == timestamp
     return out
 
 
@@ -164,11 +175,15 @@ def evaluate_run(em: Emulator, traffic: Traffic, outcome: Outcome, started: floa
             alert_time.setdefault(tid, alert.published_at)
 
     objects = _objects(em)
-    quarantined = [k for k in objects if "/rejected/" in f"/{k.split('/', 1)[1]}"]
-    for key in quarantined:
-        outcome.rejected["kinesis record quarantined (rejected/)"] += 1
+    for key, body in objects.items():
+        if not key.split("/", 1)[1].startswith("rejected/"):
+            continue
+        for record in json.loads(body).get("records", []):
+            fields = sorted({r.get("field", "?") for r in record.get("reasons", [])})
+            outcome.rejected[f"Kinesis record quarantined under rejected/ ({', '.join(fields)})"] += 1
 
     lost = []
+    lost += [f"{tid}: stored {n} times" for tid, n in Counter(i["transaction_id"]["S"] for i in items).items() if n > 1]
     for tid in by_id:
         if tid not in stored:
             lost.append(f"{tid}: valid transaction not stored")
@@ -177,6 +192,10 @@ def evaluate_run(em: Emulator, traffic: Traffic, outcome: Outcome, started: floa
     for tid in flagged:
         if alert_count[tid] != 1:
             lost.append(f"{tid}: flagged {decision[tid]} with {alert_count[tid]} alert(s), expected exactly one")
+    if sum(outcome.rejected.values()) != len(traffic.malformed):
+        lost.append(f"{len(traffic.malformed)} malformed inputs sent but {sum(outcome.rejected.values())} rejected or quarantined")
+    if outcome.replays_ok != outcome.replays:
+        lost.append(f"{outcome.replays - outcome.replays_ok} client retries not answered 200 with the original timestamp")
     if outcome.errors_5xx:
         lost.append(f"{outcome.errors_5xx} request(s) answered with a 5xx")
 
@@ -209,7 +228,10 @@ def evaluate_run(em: Emulator, traffic: Traffic, outcome: Outcome, started: floa
         f"  accepted             {len(outcome.accepted_at)}  (API {sum(1 for t in outcome.accepted_at if by_id[t].via == 'api')}, Kinesis {sum(1 for t in outcome.accepted_at if by_id[t].via == 'kinesis')})",
         f"  rejected             {sum(outcome.rejected.values())}",
     ]
+    replay_line = (f"  client retries       {outcome.replays} replayed, {outcome.replays_ok} answered 200 with the "
+                   "original id and timestamp, nothing stored twice")
     lines += [f"    {n:4d}  {reason}" for reason, n in outcome.rejected.most_common()]
+    lines += [replay_line]
     lines += [
         "", "Pipeline",
         f"  stored               {len(stored)}",
@@ -248,8 +270,16 @@ def traffic_seed(traffic: Traffic) -> str:
 
 
 def find_card_numbers(card_numbers: set[str], sources: list[tuple[str, str]]) -> list[str]:
-    """Where any of the card numbers appears (digits as sent)."""
-    return [where for where, text in sources if any(card in text for card in card_numbers)]
+    """Where any of the card numbers appears (digits as sent), with the surrounding text, card masked."""
+    hits = []
+    for where, text in sources:
+        for card in card_numbers:
+            at = text.find(card)
+            if at >= 0:
+                context = text[max(0, at - 60):at + len(card) + 20].replace(card, f"<card ...{card[-4:]}>")
+                hits.append(f"{where}: {context}")
+                break
+    return hits
 
 
 def _card_scan(em: Emulator, traffic: Traffic, items: list[dict], objects: dict[str, str]) -> list[str]:

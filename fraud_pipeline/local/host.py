@@ -85,6 +85,7 @@ class LambdaHost:
         self.invocations: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.seconds: Counter[str] = Counter()
+        self._last: str | None = None
 
     def site(self, name_or_arn: str) -> FunctionSite:
         if name_or_arn.startswith("arn:"):
@@ -107,6 +108,13 @@ class LambdaHost:
             started = time.perf_counter()
             try:
                 handler = getattr(importlib.import_module(module_name), attr)
+                if self._last != site.name:
+                    # Each function is its own execution environment: values cached at one function's
+                    # cold start (parameters, rules) are not another's.
+                    clients = sys.modules.get("handlers.clients")
+                    if clients is not None and hasattr(clients, "reset_values"):
+                        clients.reset_values()
+                    self._last = site.name
                 context = LambdaContext(site.name, site.arn, site.memory, site.timeout, str(uuid.uuid4()),
                                         log_group_name=f"/aws/lambda/{site.name}")
                 return handler(event, context)

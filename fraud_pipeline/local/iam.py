@@ -29,6 +29,7 @@ class Call:
 UNOBSERVED_REASONS = {
     "logs:CreateLogStream": "used by the Lambda runtime to write the function's logs",
     "logs:PutLogEvents": "used by the Lambda runtime to write the function's logs",
+    "dynamodb:GetItem": "reads back the stored item when a replay or a concurrent copy cancels a conditional write",
     "kms:Decrypt": "used by DynamoDB, SQS, SNS, S3 and SSM on the function's behalf (SSE with the CMK)",
     "kms:GenerateDataKey": "used by SQS, SNS and S3 on the function's behalf to encrypt what it writes",
     "xray:PutTraceSegments": "used by the X-Ray SDK when tracing is on",

@@ -141,7 +141,8 @@ def generate(count: int, seed: int = 7, malformed_share: float = 0.05) -> Traffi
     for i in range(max(1, int(count * malformed_share))):
         reason, make = MALFORMED[i % len(MALFORMED)]
         payload = make()
-        if isinstance(payload, dict) and "card_number" in payload:
+        # Only what a card number can be (12-19 digits) is scanned for later; "4111" would match any digit run.
+        if isinstance(payload, dict) and str(payload.get("card_number", "")).isdigit() and 12 <= len(payload["card_number"]) <= 19:
             traffic.card_numbers.add(payload["card_number"])
         traffic.malformed.append(Malformed(payload, reason, "kinesis" if i % 4 == 3 and reason != "oversized" else "api"))
     return traffic

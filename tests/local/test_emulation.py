@@ -106,4 +106,5 @@ def test_card_scan_catches_a_leak():
     traffic = generate(5, seed=1)
     card = next(iter(traffic.card_numbers))
     sources = [("stored item", json.dumps({"card_last4": card[-4:]})), ("log line", f"charging card {card}")]
-    assert demo.find_card_numbers(traffic.card_numbers, sources) == ["log line"]
+    hits = demo.find_card_numbers(traffic.card_numbers, sources)
+    assert len(hits) == 1 and hits[0].startswith("log line: charging card <card ...") and card not in hits[0]
