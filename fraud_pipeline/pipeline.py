@@ -16,7 +16,7 @@ from typing import Mapping, NotRequired, Optional, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import capacity, defaults, permissions, wiring
+from . import defaults, permissions, wiring
 from .alerts import AlertTopics
 from .api import ApiFront
 from .archive import ArchiveBucket
@@ -88,6 +88,8 @@ class FraudPipeline(pulumi.ComponentResource):
     def __init__(self, name: str, args: FraudPipelineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Capacity first, from the settings alone: a peak a stage cannot carry stops the
         # preview (CapacityError) before anything is registered, or warns in `capacityCheck: warn`.
+        from . import capacity  # imported here so `python -m fraud_pipeline.capacity` runs it as __main__ cleanly
+
         settings = args.get("settings")
         capacity_warning = capacity.check(settings) if isinstance(settings, PipelineSettings) else None
         super().__init__("fraud-pipeline:index:FraudPipeline", name, None, opts)

@@ -189,9 +189,9 @@ def test_new_settings_are_validated():
 # --- the preview check -----------------------------------------------------------------
 
 @pytest.mark.parametrize("changes, stage", [
-    ({"fraud-pipeline:peakTransactionsPerSecond": "100"}, "transactions table writes"),
-    ({"fraud-pipeline:peakTransactionsPerSecond": "300", "fraud-pipeline:dynamodbMaxWriteCapacity": "40000",
-      "fraud-pipeline:dynamodbMaxReadCapacity": "40000"}, "detection function"),
+    ({"fraud-pipeline:peakTransactionsPerSecond": "500", "fraud-pipeline:dynamodbMaxWriteCapacity": "2000"},
+     "transactions table writes"),
+    ({"fraud-pipeline:peakTransactionsPerSecond": "500"}, "detection function"),
 ])
 def test_peak_above_a_stage_fails_preview_before_any_resource(changes, stage):
     # GIVEN the prod stack file with a peak one of its stages cannot carry
@@ -241,8 +241,8 @@ def test_cli_prints_the_table_and_writes_a_png(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "Capacity of stack 'prod' (region us-east-1); peak 60.0 tx/s" in out
-    assert "headroom" in out and "Bottleneck: transactions table writes at 79.6 tx/s (25% headroom" in out
+    assert "Capacity of stack 'prod' (region us-east-1); peak 300 tx/s" in out
+    assert "headroom" in out and "Bottleneck: detection function at 400 tx/s (25% headroom" in out
     assert "Assumptions:" in out and "detection batch time: 0.5 s per 100 records" in out
     for stage in ("API Gateway", "Kinesis stream", "detection function", "SNS publish"):
         assert stage in out
