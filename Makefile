@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: install test demo run plan diff capacity clean
+.PHONY: install test demo run plan diff capacity bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ diff: $(STAMP)
 
 capacity: $(STAMP)
 	$(PY) -m fraud_pipeline.capacity --stack dev --stack staging --stack prod --chart docs/capacity.png --update-docs docs/capacity.md
+
+bench: $(STAMP)
+	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
