@@ -30,11 +30,12 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import dynamo, ml, velocity
 from .alerts import decision_record
+from .bulk import BulkOutcomes
 from .clients import client, cold_start_cache, env
 from .jsonutil import dumps
 from .observability import logger, metrics, tracer
@@ -63,23 +64,14 @@ class StepFailed(RuntimeError):
 
 
 #: Outcome per stream sequence number for the batch being handled (None = done).
-_outcomes: dict[str, Exception | None] = {}
-
-
-def record_handler(record: Any) -> None:
-    """Report the outcome computed for this record by the bulk pass."""
-    outcome = _outcomes.get(record.dynamodb.sequence_number, StepFailed("record was not processed"))
-    if outcome is not None:
-        raise outcome
+batch_outcomes = BulkOutcomes(lambda record: record.dynamodb.sequence_number, StepFailed)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    _outcomes.clear()
-    _outcomes.update(process_batch(event.get("Records") or []))
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return batch_outcomes.respond(event, context, processor, process_batch(event.get("Records") or []))
 
 
 def _parse(records: list[dict[str, Any]], now_ms: int) -> tuple[dict[str, Exception | None], dict[str, dict[str, Any]]]:

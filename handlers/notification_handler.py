@@ -29,11 +29,12 @@ import time
 import uuid
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import dynamo
 from .alerts import alert_publication
+from .bulk import BulkOutcomes
 from .clients import client, env
 from .jsonutil import InvalidJson, loads
 from .observability import logger, metrics, tracer
@@ -47,17 +48,13 @@ _REASONS = frozenset(REASON_CODES)
 #: A batch where every message failed is reported item by item too (no function error): each
 #: message's receive count then decides when it moves to the DLQ.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-_outcomes: dict[str, Exception | None] = {}
 
 
 class AlertNotSent(RuntimeError):
     """The alert was not published this time; the message is retried (and finally dead-lettered)."""
 
 
-def record_handler(record: Any) -> None:
-    outcome = _outcomes.get(record.message_id, AlertNotSent("message was not processed"))
-    if outcome is not None:
-        raise outcome
+batch_outcomes = BulkOutcomes(lambda record: record.message_id, AlertNotSent)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -66,9 +63,7 @@ def record_handler(record: Any) -> None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
     metrics.add_metric(name="AlertMessagesReceived", unit="Count", value=len(records))
-    _outcomes.clear()
-    _outcomes.update(process_alerts(records))
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return batch_outcomes.respond(event, context, processor, process_alerts(records))
 
 
 def _key(alert: dict[str, Any]) -> dict[str, Any]:

@@ -32,10 +32,11 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import transactions
+from .bulk import BulkOutcomes
 from .clients import client, env
 from .jsonutil import InvalidJson, NonFinite, dumps, loads
 from .observability import logger, mask_pans, metrics, tracer
@@ -47,17 +48,13 @@ MAX_QUARANTINED_TEXT = 4096
 KNOWN_FIELDS = frozenset(API_FIELDS) | {"body", "data"}
 
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
-_outcomes: dict[str, Exception | None] = {}
 
 
 class IngestFailed(RuntimeError):
     """The record was not stored this time; Lambda retries it."""
 
 
-def record_handler(record: Any) -> None:
-    outcome = _outcomes.get(record.kinesis.sequence_number, IngestFailed("record was not processed"))
-    if outcome is not None:
-        raise outcome
+batch_outcomes = BulkOutcomes(lambda record: record.kinesis.sequence_number, IngestFailed)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -66,9 +63,7 @@ def record_handler(record: Any) -> None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
     metrics.add_metric(name="RecordsReceived", unit="Count", value=len(records))
-    _outcomes.clear()
-    _outcomes.update(ingest(records))
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return batch_outcomes.respond(event, context, processor, ingest(records))
 
 
 # --------------------------------------------------------------------------- redaction for the quarantine
