@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-import uuid
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -115,7 +114,7 @@ def _handle(event: dict[str, Any]) -> dict[str, Any]:
         return _error(400, "Invalid transaction", validated.errors)
 
     txn = dict(validated.transaction or {})
-    txn["transaction_id"] = txn["transaction_id"] or str(uuid.uuid4())
+    txn["transaction_id"] = txn["transaction_id"] or transactions.new_transaction_id()
     txn["card_token"] = card_token(validated.card_number or "")
     item = transactions.build_item(txn, source="api", now_ms=now_ms)
     del validated, body, raw  # drop the card number as early as possible

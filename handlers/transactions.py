@@ -19,12 +19,24 @@ detection stream's filter only passes `record_type = "transaction"`.
 from __future__ import annotations
 
 import hashlib
+import secrets
+import string
 from dataclasses import dataclass
 from typing import Any
 
 from . import dynamo
 from .clients import client
 from .jsonutil import dumps
+
+#: Letters only: a generated id can never contain a digit run that looks like a card number
+#: (a UUID can: "823000-9989-4184-8..." is a Luhn-valid 15-digit run about once in a few thousand).
+_ID_ALPHABET = string.ascii_letters
+_ID_LENGTH = 23   # 52^23 ~ 2^131 possibilities
+
+
+def new_transaction_id() -> str:
+    """The id given to a transaction the client sent without one."""
+    return "txn-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
 
 RECORD_TYPE = "transaction"
 CLAIM_RECORD_TYPE = "idempotency-claim"

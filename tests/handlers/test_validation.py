@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import Decimal
 
@@ -231,3 +232,17 @@ def test_numbers_that_are_not_card_numbers_are_fine():
     # 16 digits failing the Luhn check, and a 13-digit epoch-millisecond value, are ordinary references
     body = {**VALID, "transaction_id": "1234567890123456", "customer_id": "cust-1763000000123"}
     assert errors_for(body) == []
+
+
+def test_generated_transaction_ids_never_look_like_card_numbers():
+    # GIVEN many ids the API generates for transactions sent without one
+    from handlers.transactions import new_transaction_id
+    from handlers.validation import contains_card_number
+
+    ids = {new_transaction_id() for _ in range(20000)}
+    # THEN they are unique, valid client ids, and none holds a card-number-like digit run
+    # (a UUID4 did about once in a few thousand, and the stored item then failed re-validation)
+    assert len(ids) == 20000
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", i) for i in ids)
+    assert not any(contains_card_number(i) for i in ids)
+    assert contains_card_number("0d823000-9989-4184-8d30-2cdf9743f689")  # the UUID that exposed it
