@@ -125,7 +125,7 @@ class AwsMocks(pulumi.runtime.Mocks):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{z}" for z in "abc"]
             return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 4)], "id": self.region}
-        raise NotImplementedError(f"no mock for provider function {token}")
+        raise LookupError(f"AwsMocks has no mock for provider function {token}; add one in evaluation.py")
 
     # -- resources ---------------------------------------------------------
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
