@@ -40,8 +40,6 @@ class FraudPipelineArgs(TypedDict):
     """Directory of the `handlers` package to deploy; defaults to the installed package."""
     powertools_layer_arn: NotRequired[str]
     """Override the AWS-published Powertools layer (e.g. a pinned copy in your account)."""
-    manage_api_account_role: NotRequired[bool]
-    """Create API Gateway's account-level CloudWatch role (default true); pass false if the account already manages it."""
     tags: NotRequired[Mapping[str, str]]
     """Extra tags for every taggable resource (merged over the defaults)."""
 
@@ -211,7 +209,7 @@ class FraudPipeline(pulumi.ComponentResource):
             "handler_invoke_arn": api_fn.invoke_arn, "kms_key_arn": key, "throttle_rate": s.api_throttle_rate,
             "throttle_burst": s.api_throttle_burst, "quota_limit": s.api_quota_limit, "quota_period": s.api_quota_period,
             "waf_rate_limit": s.waf_rate_limit, "log_retention_days": s.log_retention_days,
-            "tracing_enabled": s.tracing_enabled, "manage_account_logging_role": args.get("manage_api_account_role", True),
+            "tracing_enabled": s.tracing_enabled, "manage_account_logging_role": s.manage_api_gateway_account,
         }, child)
         monitoring = Monitoring(f"{name}-monitoring", {
             **base, "region": s.region, "ops_topic_arn": topics.ops_topic_arn,

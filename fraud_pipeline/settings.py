@@ -130,6 +130,7 @@ class PipelineSettings:
     processing_reserved_concurrency: int = _setting(5, "processingReservedConcurrency", "executions", "Reserved concurrency of the stream-ingest and of the detection function, each.", minimum=1, maximum=1000)
     support_reserved_concurrency: int = _setting(5, "supportReservedConcurrency", "executions", "Reserved concurrency of the notification and of the review-workflow function, each.", minimum=1, maximum=1000)
     tracing_enabled: bool = _setting(False, "tracingEnabled", "bool", "X-Ray tracing on functions, API stage and state machine.")
+    manage_api_gateway_account: bool = _setting(True, "manageApiGatewayAccount", "bool", "Create API Gateway's account-level CloudWatch role (one per account and region): exactly one stack per account and region sets true.")
 
     # --- transaction store -------------------------------------------------
     dynamodb_billing_mode: str = _setting("PROVISIONED", "dynamodbBillingMode", "mode", "PROVISIONED (with auto-scaling) or PAY_PER_REQUEST.", choices=("PROVISIONED", "PAY_PER_REQUEST"))

@@ -11,10 +11,11 @@ settings = PipelineSettings(
     network_enabled=False,
     kinesis_shard_count=2,
     blocked_merchants=("Unknown Store", "Shady Shop"),
+    manage_api_gateway_account=False,
 )
 fraud = FraudPipeline(
     "payments-fraud",
-    FraudPipelineArgs(settings=settings, manage_api_account_role=False, tags={"team": "payments"}),
+    FraudPipelineArgs(settings=settings, tags={"team": "payments"}),
 )
 pulumi.export("fraudApiEndpoint", fraud.api_endpoint)
 pulumi.export("fraudAlertTopic", fraud.alert_topic_arn)
