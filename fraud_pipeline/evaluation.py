@@ -19,6 +19,7 @@ import contextvars
 import hashlib
 import json
 import runpy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -327,6 +328,16 @@ def evaluate(
     def _in_context() -> Evaluation:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # The mock monitor runs in executor threads that each need an event loop; give them ours to
+        # close afterwards, rather than loops that are only garbage-collected (noisily) at exit.
+        thread_loops: list[asyncio.AbstractEventLoop] = []
+
+        def thread_loop() -> None:
+            thread_loops.append(asyncio.new_event_loop())
+            asyncio.set_event_loop(thread_loops[-1])
+
+        executor = ThreadPoolExecutor(initializer=thread_loop)
+        loop.set_default_executor(executor)
         try:
             monitor = RecordingMonitor(AwsMocks(region))
             if monitor_sink is not None:
@@ -339,5 +350,8 @@ def evaluate(
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+            executor.shutdown(wait=True)
+            for each in thread_loops:
+                each.close()
 
     return contextvars.Context().run(_in_context)
