@@ -4,6 +4,8 @@ Kept in its own module: moto's backends are process-wide, so this emulation
 runs after the shared one of test_emulation.py is closed.
 """
 
+import time
+
 from fraud_pipeline.evaluation import stack_config
 from fraud_pipeline.local import demo
 from fraud_pipeline.local.emulator import Emulator
@@ -35,3 +37,28 @@ def test_demo_loses_nothing_and_leaks_no_card_number(capsys):
                     "Least privilege", "Card-data hygiene"):
         assert heading in out
     assert "RESULT: OK" in out and "denied 0" in out
+
+
+def test_a_poison_alert_is_redriven_to_the_dlq_after_its_visibility_timeout():
+    # GIVEN dev with a short notification timeout, so the alert queue's visibility timeout can be 18 s,
+    # and one receive before the DLQ
+    config = {**stack_config("dev"), "fraud-pipeline:supportTimeoutSeconds": "3",
+              "fraud-pipeline:alertVisibilityTimeoutSeconds": "18", "fraud-pipeline:alertMaxReceiveCount": "1"}
+    emulator = Emulator("dev", config=config)
+    try:
+        alerts = next(q for q in emulator.topo.queues if q.name.startswith("fraud-alerts-dev"))
+        url = emulator.resources.queue_urls[alerts.arn]
+        # WHEN a message the notification handler cannot process lands on the alert queue
+        emulator.sqs.send_message(QueueUrl=url, MessageBody='{"not": "a decision"}')
+        emulator.pump()
+        notification = next(p for p in emulator.pollers if p.mapping.kind == "sqs")
+        assert notification.stats.partial_failures == 1 and emulator.alerts == []
+        # THEN it stays invisible for the visibility timeout, then moves to the DLQ on its next receive
+        assert emulator.queue_depth(alerts.arn) == 1 and emulator.queue_depth(alerts.dead_letter_arn) == 0
+        time.sleep(19)
+        emulator.pump()
+        assert emulator.queue_depth(alerts.arn) == 0
+        assert emulator.queue_depth(alerts.dead_letter_arn) == 1
+        assert emulator.alerts == []
+    finally:
+        emulator.close()
