@@ -128,8 +128,9 @@ def event_source_statements(kind: str, source_arn: str, on_failure_arn: str | No
             _allow("ListStreams", ["dynamodb:ListStreams"], "*"),
         ]
     elif kind == "sqs":
-        out = [_allow("ConsumeQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                                        "sqs:ChangeMessageVisibility"], [source_arn])]
+        # What AWSLambdaSQSQueueExecutionRole grants: failed messages wait out their visibility timeout.
+        out = [_allow("ConsumeQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                      [source_arn])]
     else:
         raise ValueError(f"unknown event source kind {kind!r}")
     if on_failure_arn:

@@ -41,7 +41,6 @@ UNOBSERVED_REASONS = {
     "kinesis:DescribeStream": "called by the mapping when it starts and on resharding",
     "kinesis:DescribeStreamSummary": "called by the mapping when it starts",
     "sqs:GetQueueAttributes": "called by the SQS mapping when it starts",
-    "sqs:ChangeMessageVisibility": "used by the SQS mapping to return failed messages early",
     "sqs:SendMessage": "on-failure destination: used only when a batch exhausts its retries",
     "ec2:CreateNetworkInterface": "used by the Lambda service to attach the function to the VPC",
     "ec2:DescribeNetworkInterfaces": "used by the Lambda service to attach the function to the VPC",
