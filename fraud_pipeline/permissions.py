@@ -158,18 +158,3 @@ def service_trust_policy(service: str, account_id: str | None = None, source_arn
 def policy_document(statements: list[dict]) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
-
-def star_statement_violations(document: dict) -> list[str]:
-    """Statements that use `*` where AWS offers resource-level permissions, or a service-wide action."""
-    problems = []
-    for st in document.get("Statement", []):
-        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-        for action in actions:
-            if action == "*" or action.endswith(":*"):
-                problems.append(f"{st.get('Sid')}: action {action} grants a whole service")
-        if "*" in resources:
-            for action in actions:
-                if action not in defaults.STAR_ONLY_ACTIONS:
-                    problems.append(f"{st.get('Sid')}: {action} on Resource '*' (not a star-only action)")
-    return problems

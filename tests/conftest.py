@@ -1,8 +1,15 @@
 """Shared fixtures: each stack is evaluated once per test session under Pulumi's mock engine."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# The policy pack's checks (policy/fraud_policies) are imported as the Pulumi CLI imports them.
+POLICY_DIR = Path(__file__).resolve().parents[1] / "policy"
+if str(POLICY_DIR) not in sys.path:
+    sys.path.insert(0, str(POLICY_DIR))
 
 os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
 
