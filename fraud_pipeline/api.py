@@ -1,4 +1,4 @@
-"""ApiFront: the public REST entry point, `POST /transactions`.
+"""ApiFront: the public REST entry points, `POST /transactions` and `POST /transactions/{transaction_id}/label`.
 
 The gateway is the first line of defence in front of the API handler: the WAF
 sheds floods and known-bad payloads before they cost a Lambda invocation, the
@@ -21,12 +21,20 @@ from . import defaults
 from .naming import Namer
 from .permissions import service_trust_policy
 
-#: The one resource the API serves.
+#: The transactions resource.
 RESOURCE_PATH = "transactions"
 HTTP_METHOD = "POST"
 #: Model names must be alphanumeric.
 REQUEST_MODEL_NAME = "TransactionRequest"
 JSON_CONTENT_TYPE = "application/json"
+#: The label route: `/transactions/{transaction_id}/label`, POST, its own function and model.
+LABEL_PATH_PARAMETER = "transaction_id"
+LABEL_PATH_PART = "label"
+LABEL_RESOURCE_PATH = f"{RESOURCE_PATH}/{{{LABEL_PATH_PARAMETER}}}/{LABEL_PATH_PART}"
+LABEL_MODEL_NAME = "LabelRequest"
+LABELS = ("fraud", "genuine")
+LABEL_SOURCES = ("analyst", "chargeback", "customer")
+LABEL_NOTE_MAX_LENGTH = 500
 
 
 def transaction_request_schema() -> dict[str, Any]:
@@ -61,6 +69,26 @@ def transaction_request_schema() -> dict[str, Any]:
     }
 
 
+def label_request_schema() -> dict[str, Any]:
+    """JSON schema (draft-04) of a label body: `label` and `source` from fixed sets, an optional short note.
+
+    The handler re-checks all of it and also refuses a note that looks like a
+    card number, which a schema cannot say without refusing ordinary notes.
+    """
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": LABEL_MODEL_NAME,
+        "type": "object",
+        "required": ["label", "source"],
+        "properties": {
+            "label": {"type": "string", "enum": list(LABELS)},
+            "source": {"type": "string", "enum": list(LABEL_SOURCES)},
+            "note": {"type": "string", "maxLength": LABEL_NOTE_MAX_LENGTH},
+        },
+        "additionalProperties": False,
+    }
+
+
 def _error_template(error: str, field: str, message: str, *, quote: bool = True) -> str:
     """A gateway-response body in the handler's error shape, so clients parse one format.
 
@@ -76,8 +104,9 @@ GATEWAY_RESPONSES: tuple[tuple[str, str, str], ...] = (
     # gateway responses cannot escape it; the message says where the rules are instead.
     ("BAD_REQUEST_BODY", "400", _error_template(
         "Invalid request body", "body",
-        "Body does not match the TransactionRequest schema (amount, merchant, card_number and location are "
-        "required; no other fields than those documented); see the API reference")),
+        "Body does not match the route's request model (POST /transactions: amount, merchant, card_number and "
+        "location are required; POST /transactions/{transaction_id}/label: label and source are required; "
+        "no other fields than those documented); see the API reference")),
     ("INVALID_API_KEY", "403", _error_template("Forbidden", "x-api-key", "Missing or invalid API key")),
     ("MISSING_AUTHENTICATION_TOKEN", "403",
      _error_template("Forbidden", "x-api-key", "Missing API key, or no such resource or method")),
@@ -101,6 +130,10 @@ class ApiFrontArgs(TypedDict):
     """ARN of the API handler; its region and account scope the execution-log role."""
     handler_invoke_arn: pulumi.Input[str]
     """The handler's API Gateway invoke ARN, the proxy integration's URI."""
+    label_function_name: pulumi.Input[str]
+    """Name of the label function behind `POST /transactions/{transaction_id}/label`."""
+    label_invoke_arn: pulumi.Input[str]
+    """The label function's API Gateway invoke ARN."""
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key of the access- and execution-log groups."""
     throttle_rate: pulumi.Input[int]
@@ -140,6 +173,8 @@ class ApiFront(pulumi.ComponentResource):
     stage_name: pulumi.Output[str]
     invoke_url: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    label_endpoint: pulumi.Output[str]
+    """`.../transactions/{transaction_id}/label` (a URL template: the client puts the id in)."""
     api_key_id: pulumi.Output[str]
     api_key_value: pulumi.Output[str]
     usage_plan_id: pulumi.Output[str]
@@ -156,6 +191,7 @@ class ApiFront(pulumi.ComponentResource):
         retention = args["log_retention_days"]
         api_name = namer.name("fraud-api", "api")
         schema = transaction_request_schema()
+        label_schema = label_request_schema()
 
         # --- REST API, resource, validation ----------------------------------
         self.rest_api = aws.apigateway.RestApi(
@@ -210,6 +246,53 @@ class ApiFront(pulumi.ComponentResource):
             type="AWS_PROXY",
             integration_http_method="POST",
             uri=args["handler_invoke_arn"],
+            opts=child,
+        )
+
+        # --- POST /transactions/{transaction_id}/label ---------------------------
+        self.transaction_resource = aws.apigateway.Resource(
+            f"{name}-transaction",
+            rest_api=self.rest_api.id,
+            parent_id=self.resource.id,
+            path_part=f"{{{LABEL_PATH_PARAMETER}}}",
+            opts=child,
+        )
+        self.label_resource = aws.apigateway.Resource(
+            f"{name}-label",
+            rest_api=self.rest_api.id,
+            parent_id=self.transaction_resource.id,
+            path_part=LABEL_PATH_PART,
+            opts=child,
+        )
+        self.label_model = aws.apigateway.Model(
+            f"{name}-label-model",
+            rest_api=self.rest_api.id,
+            name=LABEL_MODEL_NAME,
+            content_type=JSON_CONTENT_TYPE,
+            description="Label submitted to POST /transactions/{transaction_id}/label",
+            schema=json.dumps(label_schema),
+            opts=child,
+        )
+        self.label_method = aws.apigateway.Method(
+            f"{name}-label-post",
+            rest_api=self.rest_api.id,
+            resource_id=self.label_resource.id,
+            http_method=HTTP_METHOD,
+            authorization="NONE",
+            api_key_required=True,
+            request_validator_id=self.validator.id,
+            request_models={JSON_CONTENT_TYPE: self.label_model.name},
+            request_parameters={f"method.request.path.{LABEL_PATH_PARAMETER}": True},
+            opts=child,
+        )
+        self.label_integration = aws.apigateway.Integration(
+            f"{name}-label-integration",
+            rest_api=self.rest_api.id,
+            resource_id=self.label_resource.id,
+            http_method=self.label_method.http_method,
+            type="AWS_PROXY",
+            integration_http_method="POST",
+            uri=args["label_invoke_arn"],
             opts=child,
         )
         self.gateway_responses = [
@@ -272,11 +355,13 @@ class ApiFront(pulumi.ComponentResource):
 
         # --- deployment and stage ----------------------------------------------
         snapshot = [self.resource, self.method, self.integration, self.model, self.validator,
-                    *self.gateway_responses]
+                    self.transaction_resource, self.label_resource, self.label_model, self.label_method,
+                    self.label_integration, *self.gateway_responses]
         fingerprint = pulumi.Output.all(
-            *[r.id for r in snapshot], args["handler_invoke_arn"],
+            *[r.id for r in snapshot], args["handler_invoke_arn"], args["label_invoke_arn"],
         ).apply(lambda ids: _deployment_fingerprint([
-            ids, schema, GATEWAY_RESPONSES, HTTP_METHOD, RESOURCE_PATH, "AWS_PROXY", "api-key-required",
+            ids, schema, label_schema, GATEWAY_RESPONSES, HTTP_METHOD, RESOURCE_PATH, LABEL_RESOURCE_PATH,
+            "AWS_PROXY", "api-key-required",
         ]))
         self.deployment = aws.apigateway.Deployment(
             f"{name}-deployment",
@@ -390,6 +475,16 @@ class ApiFront(pulumi.ComponentResource):
             source_arn=pulumi.Output.concat(self.rest_api.execution_arn, f"/*/{HTTP_METHOD}/{RESOURCE_PATH}"),
             opts=child,
         )
+        # `*` stands for the transaction id: only POST .../label of this API, on any stage.
+        self.label_permission = aws.lambda_.Permission(
+            f"{name}-label-invoke-permission",
+            action="lambda:InvokeFunction",
+            function=args["label_function_name"],
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(
+                self.rest_api.execution_arn, f"/*/{HTTP_METHOD}/{RESOURCE_PATH}/*/{LABEL_PATH_PART}"),
+            opts=child,
+        )
 
         # --- outputs -----------------------------------------------------------
         self.rest_api_id = self.rest_api.id
@@ -397,6 +492,7 @@ class ApiFront(pulumi.ComponentResource):
         self.stage_name = self.stage.stage_name
         self.invoke_url = self.stage.invoke_url
         self.endpoint = pulumi.Output.concat(self.stage.invoke_url, f"/{RESOURCE_PATH}")
+        self.label_endpoint = pulumi.Output.concat(self.stage.invoke_url, f"/{LABEL_RESOURCE_PATH}")
         self.api_key_id = self.api_key.id
         self.api_key_value = pulumi.Output.secret(self.api_key.value)
         self.usage_plan_id = self.usage_plan.id
@@ -409,6 +505,7 @@ class ApiFront(pulumi.ComponentResource):
             "stage_name": self.stage_name,
             "invoke_url": self.invoke_url,
             "endpoint": self.endpoint,
+            "label_endpoint": self.label_endpoint,
             "api_key_id": self.api_key_id,
             "api_key_value": self.api_key_value,
             "usage_plan_id": self.usage_plan_id,

@@ -26,7 +26,7 @@ import dataclasses
 import math
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -39,8 +39,8 @@ from .settings import PipelineSettings
 #: (50 transactions each). A typical Lambda does such a batch in 0.25-0.5 s; we take the upper end but one.
 INGEST_BATCH_SECONDS = 0.4
 #: Seconds the detection function takes for a batch of `REFERENCE_BATCH_RECORDS` transactions:
-#: velocity BatchGetItem + TransactWriteItems, scoring, decision TransactWriteItems,
-#: SendMessageBatch, PutObject per block and ten PutEvents calls. Upper end of 0.25-0.5 s.
+#: BatchGetItem of the transaction and feature items, scoring, one TransactWriteItems of decisions
+#: and feature updates, SendMessageBatch, PutObject per block and ten PutEvents calls. Upper end of 0.25-0.5 s.
 DETECTION_BATCH_SECONDS = 0.5
 #: Batch size the two figures above are quoted for.
 REFERENCE_BATCH_RECORDS = 100
@@ -63,14 +63,20 @@ REVIEW_SHARE = 0.02
 #: Attributes the ingest handlers add to a stored transaction (record_type, source,
 #: ingested_at, expires_at, schema_version, card_token, card_last4).
 ITEM_METADATA_BYTES = 200
-#: Attributes detection's write-back adds (decision, score, rules_score, ml_score, reasons, velocity_count, scored_at).
-DECISION_BYTES = 200
+#: Attributes detection's write-back adds: decision, score, rules/ML scores, reasons, scored_at (~200 B), the
+#: features map (26 name -> number entries, handlers/features.py FEATURE_NAMES: ~700 B), risk, model_version
+#: and the shadow map (~100 B).
+DECISION_BYTES = 1000
 #: Alert and review markers (alert_claim, alert_claimed_at, alert_sent_at, review_*).
 MARKER_BYTES = 150
 #: An idempotency claim item (key, record_type, transaction_timestamp, fingerprint, source, created_at, expires_at).
 CLAIM_ITEM_BYTES = 300
-#: A velocity bucket (card_token, window, a handful of "<ts>#<id>" entries, expires_at).
-VELOCITY_ITEM_BYTES = 400
+#: A card's feature item: entity, ~65 "<ts_ms>#<transaction_id>#<amount_cents>" entries (~56 B each) in the
+#: 30-45 days its three 15-day periods keep (about 1.5 transactions a day), a few fraud labels, expires_at.
+#: A busier card is larger (up to 1,500 entries per period): raise it for fleet-card traffic.
+CARD_FEATURES_ITEM_BYTES = 4 * 1024
+#: A merchant's feature item: entity, 32 days of n_YYYYMMDD / f_YYYYMMDD day counters (~15 B each), expires_at.
+MERCHANT_FEATURES_ITEM_BYTES = 1000
 #: Kinesis partition key (the transaction id) counts towards the shard's 1 MiB/s.
 PARTITION_KEY_BYTES = 36
 
@@ -349,30 +355,40 @@ def transaction_reads(s: PipelineSettings, a: Assumptions) -> TableLoad:
 
     Stream ingest reads each batch's claims (BatchGetItem, 1 RCU per item up to 4 KB,
     charged even when the claim does not exist yet); the API path reads nothing
-    unless a write is refused. The review workflow's analyze step reads the item.
-    The table's stream is read by Lambda at no capacity cost.
+    unless a write is refused. Detection reads its batch's transaction items
+    (BatchGetItem) before it scores them. The review workflow's analyze step
+    reads the item. The table's stream is read by Lambda at no capacity cost.
     """
-    marked = s.average_transaction_bytes + ITEM_METADATA_BYTES + DECISION_BYTES + MARKER_BYTES
+    item = s.average_transaction_bytes + ITEM_METADATA_BYTES
+    marked = item + DECISION_BYTES + MARKER_BYTES
     parts = (
         ("claim read (stream ingest)", float(_kb_units(CLAIM_ITEM_BYTES, RCU_ITEM_BYTES))),
+        ("transaction read (detection)", float(_kb_units(item, RCU_ITEM_BYTES))),
         (f"review read x {a.review_share:.0%}", a.review_share * _kb_units(marked, RCU_ITEM_BYTES)),
     )
     return TableLoad(sum(u for _, u in parts), parts)
 
 
-def velocity_writes(s: PipelineSettings, a: Assumptions) -> TableLoad:
-    """WCU per transaction on the velocity table: one bucket UpdateItem in a TransactWriteItems.
+def _feature_items() -> tuple[tuple[str, int], ...]:
+    return (("card", CARD_FEATURES_ITEM_BYTES), ("merchant", MERCHANT_FEATURES_ITEM_BYTES))
 
-    Transactions of one card in one batch share an update, so one per transaction is the worst case.
+
+def features_writes(s: PipelineSettings, a: Assumptions) -> TableLoad:
+    """WCU per transaction on the features table: the card and the merchant item updated in a TransactWriteItems.
+
+    Transactional, so 2 WCU per KB of the larger of the item before and after. Transactions of one card
+    or merchant in one batch share an update, so one of each per transaction is the worst case. Labels
+    (API, bulk files, review outcomes) update the same items but are a small share and not counted.
     """
-    return TableLoad(float(TRANSACTIONAL_FACTOR * _kb_units(VELOCITY_ITEM_BYTES, WCU_ITEM_BYTES)),
-                     (("bucket update (transactional)", float(TRANSACTIONAL_FACTOR * _kb_units(VELOCITY_ITEM_BYTES, WCU_ITEM_BYTES))),))
+    parts = tuple((f"{what} update (transactional)", float(TRANSACTIONAL_FACTOR * _kb_units(size, WCU_ITEM_BYTES)))
+                  for what, size in _feature_items())
+    return TableLoad(sum(u for _, u in parts), parts)
 
 
-def velocity_reads(s: PipelineSettings, a: Assumptions) -> TableLoad:
-    """RCU per transaction on the velocity table: its bucket and the previous one, strongly consistent."""
-    u = 2.0 * _kb_units(VELOCITY_ITEM_BYTES, RCU_ITEM_BYTES)
-    return TableLoad(u, (("bucket reads (its window and the previous one)", u),))
+def features_reads(s: PipelineSettings, a: Assumptions) -> TableLoad:
+    """RCU per transaction on the features table: the card and the merchant item (BatchGetItem, strongly consistent)."""
+    parts = tuple((f"{what} read", float(_kb_units(size, RCU_ITEM_BYTES))) for what, size in _feature_items())
+    return TableLoad(sum(u for _, u in parts), parts)
 
 
 def _table_stage(s: PipelineSettings, name: str, load: TableLoad, kind: str) -> StageCapacity:
@@ -441,8 +457,8 @@ def stages(s: PipelineSettings, a: Assumptions = Assumptions()) -> tuple[StageCa
         f"min({shards} stream shard(s) [{basis}] x parallelization {s.stream_parallelization_factor}, "
         f"reserved {s.processing_reserved_concurrency}) = {in_flight} batch(es) in flight x "
         f"{s.stream_batch_size} records / {a.detection_batch_seconds:g} s per {ref}"))
-    out.append(_table_stage(s, "velocity table writes", velocity_writes(s, a), "write"))
-    out.append(_table_stage(s, "velocity table reads", velocity_reads(s, a), "read"))
+    out.append(_table_stage(s, "features table writes", features_writes(s, a), "write"))
+    out.append(_table_stage(s, "features table reads", features_reads(s, a), "read"))
     events, where = _regional(EVENTBRIDGE_PUT_EVENTS_PER_SECOND, EVENTBRIDGE_PUT_EVENTS_OTHER_REGIONS, s.region)
     out.append(StageCapacity(
         "EventBridge PutEvents", float(events),

@@ -38,6 +38,9 @@ STREAM_BISECT_ON_ERROR = True
 #: SQS batch: alerts are few; ten keeps one SNS burst small.
 ALERT_BATCH_SIZE = 10
 ALERT_BATCH_WINDOW_SECONDS = 0
+#: Asynchronous invocations (S3 notifications): Lambda's own retries, then the on-failure queue.
+ASYNC_MAX_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE_SECONDS = 6 * 3600
 
 # --- KMS --------------------------------------------------------------------
 KMS_ENABLE_ROTATION = True
@@ -58,7 +61,9 @@ KMS_VIA_SERVICES = ("dynamodb", "kinesis", "sqs", "s3", "sns", "ssm", "lambda", 
 # --- DynamoDB ---------------------------------------------------------------
 TABLE_STREAM_VIEW_TYPE = "NEW_IMAGE"
 TABLE_TTL_ATTRIBUTE = "expires_at"
-VELOCITY_TTL_ATTRIBUTE = "expires_at"
+#: Feature items (card and merchant aggregates) expire once no window they feed can read them.
+FEATURES_TTL_ATTRIBUTE = "expires_at"
+FEATURES_HASH_KEY = "entity"
 AUTOSCALING_SCALE_IN_COOLDOWN = 60
 AUTOSCALING_SCALE_OUT_COOLDOWN = 60
 
@@ -74,6 +79,21 @@ S3_NONCURRENT_EXPIRATION_DAYS = 30
 S3_ABORT_MULTIPART_DAYS = 7
 ARCHIVE_HIGH_RISK_PREFIX = "high-risk/"
 ARCHIVE_REJECTED_PREFIX = "rejected/"
+#: Bulk label files land here (an operator or a chargeback feed); the label-ingest function is notified.
+ARCHIVE_LABELS_PREFIX = "labels/"
+#: Where label-ingest quarantines the rows it refused (inside the rejected/ prefix).
+ARCHIVE_REJECTED_LABELS_PREFIX = "rejected/labels/"
+#: Model artifacts detection may load (the `model` / `model-shadow` parameters name one).
+ARCHIVE_MODELS_PREFIX = "models/"
+#: Prefixes that hold evidence and age out with the archive lifecycle. `models/` is not one of them:
+#: a model the `model` parameter names must not expire under it.
+ARCHIVE_EXPIRING_PREFIXES = (ARCHIVE_HIGH_RISK_PREFIX, ARCHIVE_REJECTED_PREFIX, ARCHIVE_LABELS_PREFIX)
+#: The S3 events that start label ingestion.
+LABEL_FILE_EVENTS = ("s3:ObjectCreated:*",)
+#: The default model shipped with the handlers, relative to the handlers package directory.
+DEFAULT_MODEL_FILE = "models/default.json"
+#: Hex digits of the model file's SHA-256 in its object key (`models/default-<digest>.json`).
+MODEL_DIGEST_LENGTH = 12
 
 # --- API Gateway ------------------------------------------------------------
 API_STAGE_NAME = "v1"
@@ -115,6 +135,9 @@ WORKFLOW_INCLUDE_EXECUTION_DATA = False
 # --- EventBridge ------------------------------------------------------------
 EVENT_SOURCE = "fraud-pipeline.detection"
 EVENT_DETAIL_TYPE = "FraudDecision"
+#: Applied labels (API, bulk files, review outcomes) are published on the same bus.
+LABEL_EVENT_SOURCE = "fraud-pipeline.labels"
+LABEL_EVENT_DETAIL_TYPE = "FraudLabel"
 EVENT_TARGET_MAX_RETRIES = 10
 EVENT_TARGET_MAX_AGE_SECONDS = 3600
 

@@ -2,7 +2,9 @@
 
 A function, its permissions and the mapping that feeds it are one unit: the
 role can read exactly the source it is mapped to, and removing the function
-removes its grants with it.
+removes its grants with it. A bucket that pushes S3 events to the function
+(`bucket_trigger`) is wired the same way: its notification and the invoke
+permission it needs live and die with the function.
 """
 
 from __future__ import annotations
@@ -57,6 +59,26 @@ class EventSource(TypedDict):
     """Event filters; records that match none are dropped before invoking the function."""
 
 
+class BucketTrigger(TypedDict):
+    """S3 event notifications that invoke the function.
+
+    S3 keeps one notification configuration per bucket, so one function only
+    may take a given bucket as its trigger (another would overwrite it).
+    """
+
+    bucket: pulumi.Input[str]
+    """Name (id) of the bucket."""
+    bucket_arn: pulumi.Input[str]
+    """ARN of the bucket: the invoke permission's source ARN."""
+    events: Sequence[str]
+    """S3 event types, e.g. `s3:ObjectCreated:*`."""
+    filter_prefix: str
+    """Only keys under this prefix notify the function."""
+    on_failure_arn: pulumi.Input[str]
+    """SQS queue that receives the events whose invocation failed every retry (S3 invokes asynchronously:
+    without it, such an event is dropped)."""
+
+
 class VpcPlacement(TypedDict):
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Private subnets (two AZs)."""
@@ -97,6 +119,8 @@ class PipelineFunctionArgs(TypedDict):
     """Run inside the private network."""
     event_source: NotRequired[EventSource]
     """The mapping that feeds this function, if any."""
+    bucket_trigger: NotRequired[BucketTrigger]
+    """S3 notifications that invoke this function, if any."""
     tags: NotRequired[pulumi.Input[Mapping[str, str]]]
     """Tags for every child."""
 
@@ -144,16 +168,19 @@ class PipelineFunction(pulumi.ComponentResource):
             opts=child,
         )
         source = args.get("event_source")
+        trigger = args.get("bucket_trigger")
         vpc = args.get("vpc")
         self.policy_document = pulumi.Output.all(
             self.log_group.arn,
             args["handler_statements"],
             source["arn"] if source else None,
             source.get("on_failure_arn") if source else None,
+            trigger["on_failure_arn"] if trigger else None,
         ).apply(lambda a: json.dumps(permissions.policy_document(
             permissions.log_statements(a[0])
             + list(a[1])
             + (permissions.event_source_statements(source["kind"], a[2], a[3]) if source else [])
+            + (permissions.async_failure_statements(a[4]) if trigger else [])
             + (permissions.tracing_statements() if args["tracing_enabled"] else [])
             + (permissions.vpc_statements() if vpc else [])
         )))
@@ -192,6 +219,8 @@ class PipelineFunction(pulumi.ComponentResource):
         )
         if source:
             self.mapping = self._event_source_mapping(name, source, child)
+        if trigger:
+            self._bucket_notification(name, trigger, account, child)
 
         self.function_name = self.function.name
         self.function_arn = self.function.arn
@@ -203,6 +232,41 @@ class PipelineFunction(pulumi.ComponentResource):
             "function_name": self.function_name, "function_arn": self.function_arn, "invoke_arn": self.invoke_arn,
             "role_arn": self.role_arn, "log_group_name": self.log_group_name,
         })
+
+    def _bucket_notification(self, name: str, trigger: BucketTrigger, account: pulumi.Output[str],
+                             child: pulumi.ResourceOptions) -> None:
+        # S3 ARNs carry no account, and a deleted bucket's name can be taken by anyone:
+        # source_account keeps another account's bucket of the same name from invoking the function.
+        self.bucket_permission = aws.lambda_.Permission(
+            f"{name}-bucket-permission",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="s3.amazonaws.com",
+            source_arn=trigger["bucket_arn"],
+            source_account=account,
+            opts=child,
+        )
+        # Asynchronous invocations: bounded retries, then the event goes to the on-failure queue, not away.
+        self.invoke_config = aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async-config",
+            function_name=self.function.name,
+            maximum_retry_attempts=defaults.ASYNC_MAX_RETRY_ATTEMPTS,
+            maximum_event_age_in_seconds=defaults.ASYNC_MAX_EVENT_AGE_SECONDS,
+            destination_config={"on_failure": {"destination": trigger["on_failure_arn"]}},
+            # Lambda checks the role may send to the destination.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
+        )
+        # S3 checks that it may invoke the function when the configuration is put.
+        self.bucket_notification = aws.s3.BucketNotification(
+            f"{name}-bucket-notification",
+            bucket=trigger["bucket"],
+            lambda_functions=[{
+                "lambda_function_arn": self.function.arn,
+                "events": list(trigger["events"]),
+                "filter_prefix": trigger["filter_prefix"],
+            }],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket_permission]),
+        )
 
     def _event_source_mapping(self, name: str, source: EventSource, child: pulumi.ResourceOptions):
         common = dict(

@@ -14,12 +14,19 @@ from typing import Mapping
 from . import defaults
 
 #: Logical function keys, in the order the pipeline creates them.
-FUNCTIONS = ("api", "ingest", "detection", "notification", "review")
+FUNCTIONS = ("api", "ingest", "detection", "notification", "review", "label", "label-ingest")
 
 KMS_USE = ["kms:Decrypt", "kms:GenerateDataKey"]
 #: Ingest writes claim + transaction in one TransactWriteItems (authorised as PutItem) and reads
 #: the existing item back (GetItem) when a replay cancels the write.
 TABLE_INGEST = ["dynamodb:PutItem", "dynamodb:GetItem"]
+#: Recording a label: find the transaction (GetItem, BatchGetItem for a bulk file's rows), then update it
+#: in the TransactWriteItems that also updates its feature items (authorised as UpdateItem on each table).
+TABLE_LABEL = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
+#: The feature items a label (or a review outcome) moves: Update actions in the same TransactWriteItems.
+FEATURES_LABEL = ["dynamodb:UpdateItem"]
+#: The parameters detection reads (and re-reads every few minutes).
+DETECTION_PARAMETERS = ("ml-endpoint", "model", "model-shadow", "lists")
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class PipelineArns:
     environment: str
     key: str
     table: str
-    velocity_table: str
+    features_table: str
     alert_queue: str
     archive_bucket: str
     event_bus: str
@@ -56,6 +63,9 @@ def handler_statements(function: str, arns: PipelineArns) -> list[dict]:
     ml_param = arns.parameters["ml-endpoint"]
     templates = arns.parameters["notification-templates"]
     bucket = arns.archive_bucket
+    update_features = _allow("UpdateFeatures", FEATURES_LABEL, [arns.features_table])
+    publish_labels = _allow("PublishLabels", ["events:PutEvents"], [arns.event_bus])
+    record_labels = _allow("RecordLabels", TABLE_LABEL, [arns.table])
     if function == "api":
         return [_allow("WriteTransactions", TABLE_INGEST, [arns.table]), card_key, kms]
     if function == "ingest":
@@ -67,14 +77,18 @@ def handler_statements(function: str, arns: PipelineArns) -> list[dict]:
         ]
     if function == "detection":
         return [
-            # Decision write-back: UpdateItem actions in TransactWriteItems, detection's attributes only.
-            _allow("RecordDecisions", ["dynamodb:UpdateItem"], [arns.table]),
-            # Velocity: read the card's buckets (BatchGetItem), add the batch's ids (UpdateItem in a transaction).
-            _allow("CountVelocity", ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], [arns.velocity_table]),
+            # BatchGetItem: the batch's transaction items; decision write-back: UpdateItem actions in
+            # TransactWriteItems, detection's attributes only.
+            _allow("RecordDecisions", ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], [arns.table]),
+            # Features: read the card and merchant items (BatchGetItem), count the batch in (UpdateItem in a transaction).
+            _allow("ReadAndCountFeatures", ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], [arns.features_table]),
             _allow("QueueAlerts", ["sqs:SendMessage"], [arns.alert_queue]),
             _allow("ArchiveHighRisk", ["s3:PutObject"], [f"{bucket}/{defaults.ARCHIVE_HIGH_RISK_PREFIX}*"]),
+            # The `model` / `model-shadow` parameters name a key (optionally a version) under models/.
+            _allow("ReadModels", ["s3:GetObject", "s3:GetObjectVersion"], [f"{bucket}/{defaults.ARCHIVE_MODELS_PREFIX}*"]),
             _allow("PublishDecisions", ["events:PutEvents"], [arns.event_bus]),
-            _allow("ReadMlEndpointName", ["ssm:GetParameter"], [ml_param]),
+            _allow("ReadDetectionParameters", ["ssm:GetParameter"],
+                   [arns.parameters[leaf] for leaf in DETECTION_PARAMETERS]),
             _allow("InvokeEnvironmentModels", ["sagemaker:InvokeEndpoint"], [arns.sagemaker_endpoints]),
             kms,
         ]
@@ -88,10 +102,20 @@ def handler_statements(function: str, arns: PipelineArns) -> list[dict]:
     if function == "review":
         return [
             _allow("RecordReview", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+            # The review outcome records a label: its feature items and the label event.
+            update_features, publish_labels,
             _allow("PublishAlerts", ["sns:Publish"], [arns.alert_topic]),
             _allow("ReadParameters", ["ssm:GetParameter"], [ml_param, templates]),
             _allow("InvokeEnvironmentModels", ["sagemaker:InvokeEndpoint"], [arns.sagemaker_endpoints]),
             kms,
+        ]
+    if function == "label":
+        return [record_labels, update_features, publish_labels, kms]
+    if function == "label-ingest":
+        return [
+            _allow("ReadLabelFiles", ["s3:GetObject"], [f"{bucket}/{defaults.ARCHIVE_LABELS_PREFIX}*"]),
+            _allow("QuarantineRejectedLabels", ["s3:PutObject"], [f"{bucket}/{defaults.ARCHIVE_REJECTED_LABELS_PREFIX}*"]),
+            record_labels, update_features, publish_labels, kms,
         ]
     raise ValueError(f"unknown function {function!r}; known: {', '.join(FUNCTIONS)}")
 
@@ -110,6 +134,11 @@ def vpc_statements() -> list[dict]:
     return [_allow("ManageVpcNetworkInterfaces", [
         "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
         "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"], "*")]
+
+
+def async_failure_statements(on_failure_arn: str) -> list[dict]:
+    """Lambda delivers an asynchronous invocation that failed every retry with the function's role."""
+    return [_allow("SendFailedEventsToOnFailureQueue", ["sqs:SendMessage"], [on_failure_arn])]
 
 
 def event_source_statements(kind: str, source_arn: str, on_failure_arn: str | None) -> list[dict]:

@@ -19,7 +19,7 @@ import pulumi_aws as aws
 from . import defaults, permissions, wiring
 from .alerts import AlertTopics
 from .api import ApiFront
-from .archive import ArchiveBucket
+from .archive import ArchiveBucket, model_object_key
 from .functions import PipelineFunction
 from .kms import KmsKeys
 from .monitoring import Monitoring
@@ -30,7 +30,7 @@ from .queue import AlertQueue, encrypted_queue
 from .settings import PipelineSettings
 from .store import TransactionStore
 from .stream import IngestStream
-from .workflow import ReviewWorkflow
+from .workflow import ReviewWorkflow, event_bus_arn, event_bus_name
 
 
 class FraudPipelineArgs(TypedDict):
@@ -53,30 +53,46 @@ def handlers_directory(explicit: str | None = None) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def handlers_archive(directory: Path) -> pulumi.AssetArchive:
-    """Only the package's .py files, under `handlers/`, so caches and tests never ship."""
-    files = sorted(p for p in directory.rglob("*.py") if "__pycache__" not in p.parts)
-    if not files:
+def handler_files(directory: Path) -> list[Path]:
+    """The package's .py modules and .json data (the shipped models), so caches and tests never ship."""
+    files = sorted(p for pattern in ("*.py", "*.json") for p in directory.rglob(pattern) if "__pycache__" not in p.parts)
+    if not any(p.suffix == ".py" for p in files):
         raise RuntimeError(f"no handler modules under {directory}")
+    return files
+
+
+def default_model_file(directory: Path) -> Path:
+    """The default model the handlers ship (`handlers/models/default.json`); the stack uploads it."""
+    path = directory / defaults.DEFAULT_MODEL_FILE
+    if not path.is_file():
+        raise RuntimeError(f"no default model at {path}: the handlers package must ship {defaults.DEFAULT_MODEL_FILE}")
+    return path
+
+
+def handlers_archive(directory: Path) -> pulumi.AssetArchive:
+    """The package's files (see `handler_files`), under `handlers/`."""
+    files = handler_files(directory)
     return pulumi.AssetArchive({
         f"handlers/{p.relative_to(directory).as_posix()}": pulumi.FileAsset(str(p)) for p in files
     })
 
 
 class FraudPipeline(pulumi.ComponentResource):
-    """Ingest (REST + Kinesis) -> transactions table -> detection -> alerts, archive, review workflow."""
+    """Ingest (REST + Kinesis) -> transactions table -> detection -> alerts, archive, review workflow; labels back."""
 
     api_endpoint: pulumi.Output[str]
+    label_endpoint: pulumi.Output[str]
     api_key_id: pulumi.Output[str]
     api_key_value: pulumi.Output[str]
     table_name: pulumi.Output[str]
-    velocity_table_name: pulumi.Output[str]
+    features_table_name: pulumi.Output[str]
     stream_name: pulumi.Output[str]
     alert_queue_url: pulumi.Output[str]
     dlq_url: pulumi.Output[str]
     alert_topic_arn: pulumi.Output[str]
     ops_topic_arn: pulumi.Output[str]
     archive_bucket: pulumi.Output[str]
+    default_model_key: str
     kms_key_arn: pulumi.Output[str]
     event_bus_name: pulumi.Output[str]
     state_machine_arn: pulumi.Output[str]
@@ -102,9 +118,16 @@ class FraudPipeline(pulumi.ComponentResource):
         tags = {**defaults.BASE_TAGS, "environment": env, **(args.get("tags") or {})}
         base = {"environment": env, "environment_suffix": sfx, "tags": tags}
 
+        handlers_dir = handlers_directory(args.get("handlers_path"))
+        code = handlers_archive(handlers_dir)
+        model_file = default_model_file(handlers_dir)
+        model_key = model_object_key(model_file.read_bytes())
+
         kms = KmsKeys(f"{name}-kms", {**base, "region": s.region, "destroyable": not s.deletion_protection}, child)
         key = kms.key_arn
-        params = PipelineParameters(f"{name}-params", {**base, "kms_key_arn": key}, child)
+        params = PipelineParameters(f"{name}-params", {
+            **base, "kms_key_arn": key, "model": model_key, "lists": s.lists(),
+        }, child)
         network = PrivateNetwork(f"{name}-network", {
             **base, "region": s.region, "kms_key_arn": key, "log_retention_days": s.log_retention_days,
         }, child) if s.network_enabled else None
@@ -126,6 +149,7 @@ class FraudPipeline(pulumi.ComponentResource):
         archive = ArchiveBucket(f"{name}-archive", {
             **base, "kms_key_arn": key, "transition_days": s.archive_transition_days,
             "expiration_days": s.archive_expiration_days, "force_destroy": not s.deletion_protection,
+            "default_model_path": str(model_file),
         }, child)
         topics = AlertTopics(f"{name}-topics", {
             **base, "kms_key_arn": key, "email_subscribers": list(s.alert_email_subscribers),
@@ -134,18 +158,21 @@ class FraudPipeline(pulumi.ComponentResource):
         failure_queues = {
             kind: encrypted_queue(f"{name}-{kind}-failures", namer.name(f"fraud-{kind}-failures", "queue"), key,
                                   s.dlq_retention_seconds, child, tags=tags).queue
-            for kind in ("ingest", "detection")
+            for kind in ("ingest", "detection", "label-ingest")
         }
 
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        # The review function is created before the workflow (whose state machine runs it) but publishes
+        # labels on the workflow's bus: its name is computed, and its ARN follows from it.
+        bus_name = event_bus_name(namer)
         arns = pulumi.Output.all(
-            account, key, store.table_arn, store.velocity_table_arn, queue.queue_arn, archive.bucket_arn,
+            account, key, store.table_arn, store.features_table_arn, queue.queue_arn, archive.bucket_arn,
             topics.alert_topic_arn, pulumi.Output.all(**params.arns),
         ).apply(lambda a: permissions.PipelineArns(
-            account=a[0], region=s.region, environment=env, key=a[1], table=a[2], velocity_table=a[3],
-            alert_queue=a[4], archive_bucket=a[5], event_bus="", alert_topic=a[6], parameters=a[7]))
+            account=a[0], region=s.region, environment=env, key=a[1], table=a[2], features_table=a[3],
+            alert_queue=a[4], archive_bucket=a[5], event_bus=event_bus_arn(s.region, a[0], bus_name),
+            alert_topic=a[6], parameters=a[7]))
 
-        code = handlers_archive(handlers_directory(args.get("handlers_path")))
         layer = args.get("powertools_layer_arn") or defaults.powertools_layer_arn(s.region)
         specs = wiring.function_specs(s)
 
@@ -164,7 +191,8 @@ class FraudPipeline(pulumi.ComponentResource):
             }, child)
 
         table = {"TABLE_NAME": store.table_name}
-        review = function("review", {**table, "ALERT_TOPIC_ARN": topics.alert_topic_arn,
+        labels = {**table, "FEATURES_TABLE_NAME": store.features_table_name}
+        review = function("review", {**labels, "ALERT_TOPIC_ARN": topics.alert_topic_arn, "EVENT_BUS_NAME": bus_name,
                                      "ML_ENDPOINT_PARAM": params.names["ml-endpoint"],
                                      "TEMPLATES_PARAM": params.names["notification-templates"]}, arns)
         workflow = ReviewWorkflow(f"{name}-review", {
@@ -187,9 +215,10 @@ class FraudPipeline(pulumi.ComponentResource):
             "kind": "kinesis", "arn": stream.stream_arn, "on_failure_arn": failure_queues["ingest"].arn, **stream_source,
         })
         detection = function("detection", {
-            **table, "VELOCITY_TABLE_NAME": store.velocity_table_name, "ALERT_QUEUE_URL": queue.queue_url,
+            **labels, "ALERT_QUEUE_URL": queue.queue_url,
             "ARCHIVE_BUCKET": archive.bucket_name, "EVENT_BUS_NAME": workflow.event_bus_name,
-            "ML_ENDPOINT_PARAM": params.names["ml-endpoint"],
+            "ML_ENDPOINT_PARAM": params.names["ml-endpoint"], "MODEL_PARAM": params.names["model"],
+            "MODEL_SHADOW_PARAM": params.names["model-shadow"], "LISTS_PARAM": params.names["lists"],
         }, full_arns, event_source={
             "kind": "dynamodb", "arn": store.stream_arn, "on_failure_arn": failure_queues["detection"].arn,
             "filter_patterns": [wiring.DETECTION_FILTER], **stream_source,
@@ -201,12 +230,21 @@ class FraudPipeline(pulumi.ComponentResource):
             "kind": "sqs", "arn": queue.queue_arn, "batch_size": defaults.ALERT_BATCH_SIZE,
             "batching_window_seconds": defaults.ALERT_BATCH_WINDOW_SECONDS,
         })
+        label = function("label", {**labels, "EVENT_BUS_NAME": workflow.event_bus_name}, full_arns)
+        label_ingest = function("label-ingest", {
+            **labels, "EVENT_BUS_NAME": workflow.event_bus_name, "ARCHIVE_BUCKET": archive.bucket_name,
+        }, full_arns, bucket_trigger={
+            "bucket": archive.bucket_name, "bucket_arn": archive.bucket_arn,
+            "events": list(defaults.LABEL_FILE_EVENTS), "filter_prefix": defaults.ARCHIVE_LABELS_PREFIX,
+            "on_failure_arn": failure_queues["label-ingest"].arn,
+        })
         functions = {"api": api_fn, "ingest": ingest, "detection": detection, "notification": notification,
-                     "review": review}
+                     "review": review, "label": label, "label-ingest": label_ingest}
 
         api = ApiFront(f"{name}-api", {
             **base, "handler_function_name": api_fn.function_name, "handler_function_arn": api_fn.function_arn,
-            "handler_invoke_arn": api_fn.invoke_arn, "kms_key_arn": key, "throttle_rate": s.api_throttle_rate,
+            "handler_invoke_arn": api_fn.invoke_arn, "label_function_name": label.function_name,
+            "label_invoke_arn": label.invoke_arn, "kms_key_arn": key, "throttle_rate": s.api_throttle_rate,
             "throttle_burst": s.api_throttle_burst, "quota_limit": s.api_quota_limit, "quota_period": s.api_quota_period,
             "waf_rate_limit": s.waf_rate_limit, "log_retention_days": s.log_retention_days,
             "tracing_enabled": s.tracing_enabled, "manage_account_logging_role": s.manage_api_gateway_account,
@@ -219,6 +257,7 @@ class FraudPipeline(pulumi.ComponentResource):
                 {"key": "alerts", "queue_name": queue.dlq_name},
                 {"key": "ingest-failures", "queue_name": failure_queues["ingest"].name},
                 {"key": "detection-failures", "queue_name": failure_queues["detection"].name},
+                {"key": "label-ingest-failures", "queue_name": failure_queues["label-ingest"].name},
                 {"key": "review-events", "queue_name": workflow.dlq_arn.apply(lambda a: a.split(":")[-1])},
             ],
             "api_name": api.rest_api_name, "api_stage": api.stage_name, "state_machine_arn": workflow.state_machine_arn,
@@ -231,25 +270,29 @@ class FraudPipeline(pulumi.ComponentResource):
 
         self.settings = s
         self.api_endpoint = api.endpoint
+        self.label_endpoint = api.label_endpoint
         self.api_key_id = api.api_key_id
         self.api_key_value = api.api_key_value
         self.table_name = store.table_name
-        self.velocity_table_name = store.velocity_table_name
+        self.features_table_name = store.features_table_name
         self.stream_name = stream.stream_name
         self.alert_queue_url = queue.queue_url
         self.dlq_url = queue.dlq_url
         self.alert_topic_arn = topics.alert_topic_arn
         self.ops_topic_arn = topics.ops_topic_arn
         self.archive_bucket = archive.bucket_name
+        self.default_model_key = model_key
         self.kms_key_arn = key
         self.event_bus_name = workflow.event_bus_name
         self.state_machine_arn = workflow.state_machine_arn
         self.dashboard_name = monitoring.dashboard_name
         self.function_names = {k: f.function_name for k, f in functions.items()}
         self.register_outputs({
-            "api_endpoint": self.api_endpoint, "api_key_id": self.api_key_id, "table_name": self.table_name,
+            "api_endpoint": self.api_endpoint, "label_endpoint": self.label_endpoint, "api_key_id": self.api_key_id,
+            "table_name": self.table_name, "features_table_name": self.features_table_name,
             "stream_name": self.stream_name, "alert_queue_url": self.alert_queue_url, "dlq_url": self.dlq_url,
             "alert_topic_arn": self.alert_topic_arn, "archive_bucket": self.archive_bucket,
+            "default_model_key": self.default_model_key,
             "kms_key_arn": self.kms_key_arn, "state_machine_arn": self.state_machine_arn,
             "dashboard_name": self.dashboard_name,
         })

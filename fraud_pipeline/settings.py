@@ -34,6 +34,10 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _SUFFIX = re.compile(r"^[a-z0-9]{1,8}$")
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+#: The `lists` parameter the list settings seed is a standard-tier SSM parameter (4 KB).
+LISTS_PARAMETER_MAX_BYTES = 4096
+#: A card token as handlers/tokenise.py makes it: HMAC-SHA256, lowercase hex.
+_CARD_TOKEN = re.compile(r"^[0-9a-f]{64}$")
 
 
 class SettingsError(ValueError):
@@ -122,13 +126,13 @@ class PipelineSettings:
     # --- functions ---------------------------------------------------------
     processing_memory_mb: int = _setting(512, "processingMemoryMb", "MB", "Memory of the stream-ingest and detection functions.", minimum=128, maximum=10240)
     api_memory_mb: int = _setting(256, "apiMemoryMb", "MB", "Memory of the API function.", minimum=128, maximum=10240)
-    support_memory_mb: int = _setting(256, "supportMemoryMb", "MB", "Memory of the notification and review-workflow functions.", minimum=128, maximum=10240)
+    support_memory_mb: int = _setting(256, "supportMemoryMb", "MB", "Memory of the notification, review-workflow, label and label-ingest functions.", minimum=128, maximum=10240)
     processing_timeout_seconds: int = _setting(60, "processingTimeoutSeconds", "seconds", "Timeout of the stream-ingest and detection functions.", minimum=3, maximum=900)
     api_timeout_seconds: int = _setting(10, "apiTimeoutSeconds", "seconds", "Timeout of the API function (API Gateway gives up at 29 s).", minimum=1, maximum=29)
-    support_timeout_seconds: int = _setting(60, "supportTimeoutSeconds", "seconds", "Timeout of the notification and review-workflow functions.", minimum=3, maximum=900)
+    support_timeout_seconds: int = _setting(60, "supportTimeoutSeconds", "seconds", "Timeout of the notification, review-workflow, label and label-ingest functions.", minimum=3, maximum=900)
     api_reserved_concurrency: int = _setting(10, "apiReservedConcurrency", "executions", "Reserved concurrency of the API function.", minimum=1, maximum=1000)
     processing_reserved_concurrency: int = _setting(5, "processingReservedConcurrency", "executions", "Reserved concurrency of the stream-ingest and of the detection function, each.", minimum=1, maximum=1000)
-    support_reserved_concurrency: int = _setting(5, "supportReservedConcurrency", "executions", "Reserved concurrency of the notification and of the review-workflow function, each.", minimum=1, maximum=1000)
+    support_reserved_concurrency: int = _setting(5, "supportReservedConcurrency", "executions", "Reserved concurrency of the notification, review-workflow, label and label-ingest functions, each.", minimum=1, maximum=1000)
     tracing_enabled: bool = _setting(False, "tracingEnabled", "bool", "X-Ray tracing on functions, API stage and state machine.")
     manage_api_gateway_account: bool = _setting(True, "manageApiGatewayAccount", "bool", "Create API Gateway's account-level CloudWatch role (one per account and region): exactly one stack per account and region sets true.")
 
@@ -182,6 +186,7 @@ class PipelineSettings:
     velocity_window_minutes: int = _setting(10, "velocityWindowMinutes", "minutes", "Velocity window.", minimum=1, maximum=1440)
     blocked_merchants: tuple[str, ...] = _setting(("Unknown Store",), "blockedMerchants", "list of names", "Merchants that always score BLOCKED_MERCHANT (case-insensitive).", item_pattern=re.compile(r"^.{1,128}$"), rule="names of 1-128 characters")
     high_risk_countries: tuple[str, ...] = _setting(("Nigeria", "North Korea", "Iran"), "highRiskCountries", "list of names", "Countries that score HIGH_RISK_LOCATION (case-insensitive).", item_pattern=re.compile(r"^.{1,64}$"), rule="names of 1-64 characters")
+    allowed_card_tokens: tuple[str, ...] = _setting((), "allowedCardTokens", "list of card tokens", "Card tokens on the allow list (`allowed_card_tokens` of the `lists` parameter, e.g. a team's test cards); seeds that parameter with blockedMerchants and highRiskCountries.", item_pattern=_CARD_TOKEN, rule="card tokens: 64 lowercase hex characters (handlers/tokenise.py)")
 
     # --- capacity (see `capacity.py` and docs/capacity.md) ------------------
     peak_transactions_per_second: float = _setting(1.0, "peakTransactionsPerSecond", "transactions/s", "Peak load the stack must carry; the preview checks every stage's capacity against it.", minimum=0.01, maximum=1000000)
@@ -215,6 +220,10 @@ class PipelineSettings:
         need(self.elevated_amount_threshold < self.high_amount_threshold, "elevatedAmountThreshold", self.elevated_amount_threshold,
              f"must be below highAmountThreshold ({self.high_amount_threshold})")
         need(self.review_score < self.block_score, "reviewScore", self.review_score, f"must be below blockScore ({self.block_score})")
+        lists_bytes = len(json.dumps(self.lists()).encode())
+        need(lists_bytes <= LISTS_PARAMETER_MAX_BYTES, "allowedCardTokens", f"{len(self.allowed_card_tokens)} token(s)",
+             f"blockedMerchants, highRiskCountries and allowedCardTokens make a {lists_bytes}-byte `lists` parameter; "
+             f"a standard SSM parameter holds {LISTS_PARAMETER_MAX_BYTES}: shorten the lists")
         return out
 
     # --- derived values (kept here so every consumer agrees) ---------------
@@ -233,6 +242,14 @@ class PipelineSettings:
             "velocity_window_minutes": self.velocity_window_minutes,
             "blocked_merchants": list(self.blocked_merchants),
             "high_risk_countries": list(self.high_risk_countries),
+        }
+
+    def lists(self) -> dict[str, list[str]]:
+        """The first value of the `lists` parameter (operators own it after the first deploy)."""
+        return {
+            "blocked_merchants": list(self.blocked_merchants),
+            "high_risk_countries": list(self.high_risk_countries),
+            "allowed_card_tokens": list(self.allowed_card_tokens),
         }
 
     def replace(self, **changes: Any) -> "PipelineSettings":

@@ -1,7 +1,11 @@
-"""TransactionStore: the transactions table (the pipeline's one decision point) and velocity counters.
+"""TransactionStore: the transactions table (the pipeline's one decision point) and the features table.
 
 Every ingestion path writes the transactions table, and its stream drives
 detection, so a transaction is scored exactly once whichever way it arrived.
+The features table keeps one item per card (`card#<token>`, or
+`customer#<id>` without a card) and per merchant (`merchant#<name>`): the
+aggregates detection scores with and labels update, in the same transaction
+as the write they follow from.
 """
 
 from __future__ import annotations
@@ -43,13 +47,13 @@ class TransactionStoreArgs(TypedDict):
 
 
 class TransactionStore(pulumi.ComponentResource):
-    """Transactions table with stream and TTL, and the per-card velocity table."""
+    """Transactions table with stream and TTL, and the card/merchant features table with TTL."""
 
     table_name: pulumi.Output[str]
     table_arn: pulumi.Output[str]
     stream_arn: pulumi.Output[str]
-    velocity_table_name: pulumi.Output[str]
-    velocity_table_arn: pulumi.Output[str]
+    features_table_name: pulumi.Output[str]
+    features_table_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: TransactionStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fraud-pipeline:index:TransactionStore", name, None, opts)
@@ -81,31 +85,27 @@ class TransactionStore(pulumi.ComponentResource):
             opts=child,
             **common,
         )
-        self.velocity_table = aws.dynamodb.Table(
-            f"{name}-velocity",
-            name=namer.name("fraud-velocity", "table"),
-            hash_key="card_token",
-            range_key="window",
-            attributes=[
-                aws.dynamodb.TableAttributeArgs(name="card_token", type="S"),
-                aws.dynamodb.TableAttributeArgs(name="window", type="N"),
-            ],
-            ttl=aws.dynamodb.TableTtlArgs(attribute_name=defaults.VELOCITY_TTL_ATTRIBUTE, enabled=True),
+        self.features_table = aws.dynamodb.Table(
+            f"{name}-features",
+            name=namer.name("fraud-features", "table"),
+            hash_key=defaults.FEATURES_HASH_KEY,
+            attributes=[aws.dynamodb.TableAttributeArgs(name=defaults.FEATURES_HASH_KEY, type="S")],
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=defaults.FEATURES_TTL_ATTRIBUTE, enabled=True),
             opts=child,
             **common,
         )
         if provisioned:
-            for label, table in (("transactions", self.table), ("velocity", self.velocity_table)):
+            for label, table in (("transactions", self.table), ("features", self.features_table)):
                 self._autoscale(name, label, table, args, child)
 
         self.table_name = self.table.name
         self.table_arn = self.table.arn
         self.stream_arn = self.table.stream_arn
-        self.velocity_table_name = self.velocity_table.name
-        self.velocity_table_arn = self.velocity_table.arn
+        self.features_table_name = self.features_table.name
+        self.features_table_arn = self.features_table.arn
         self.register_outputs({
             "table_name": self.table_name, "table_arn": self.table_arn, "stream_arn": self.stream_arn,
-            "velocity_table_name": self.velocity_table_name, "velocity_table_arn": self.velocity_table_arn,
+            "features_table_name": self.features_table_name, "features_table_arn": self.features_table_arn,
         })
 
     def _autoscale(self, name: str, label: str, table: aws.dynamodb.Table, args: TransactionStoreArgs,

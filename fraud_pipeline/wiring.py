@@ -15,17 +15,22 @@ from .settings import PipelineSettings
 
 #: DESIGN's handler contract: environment variable -> the functions that receive it.
 CONTRACT: dict[str, tuple[str, ...]] = {
-    "TABLE_NAME": ("api", "ingest", "detection", "notification", "review"),
-    "VELOCITY_TABLE_NAME": ("detection",),
+    "TABLE_NAME": ("api", "ingest", "detection", "notification", "review", "label", "label-ingest"),
+    "FEATURES_TABLE_NAME": ("detection", "review", "label", "label-ingest"),
     "ALERT_QUEUE_URL": ("detection",),
-    "ARCHIVE_BUCKET": ("detection", "ingest"),
-    "EVENT_BUS_NAME": ("detection",),
+    # label-ingest reads the label files and quarantines refused rows in the same bucket.
+    "ARCHIVE_BUCKET": ("detection", "ingest", "label-ingest"),
+    # Detection publishes decisions; the label paths (and the review outcome) publish labels.
+    "EVENT_BUS_NAME": ("detection", "review", "label", "label-ingest"),
     "ALERT_TOPIC_ARN": ("notification", "review"),
     "ML_ENDPOINT_PARAM": ("detection", "review"),
+    "MODEL_PARAM": ("detection",),
+    "MODEL_SHADOW_PARAM": ("detection",),
+    "LISTS_PARAM": ("detection",),
     "TEMPLATES_PARAM": ("notification", "review"),
     "CARD_TOKEN_KEY_PARAM": ("api", "ingest"),
     "RULES_JSON": ("detection", "review"),
-    "ENVIRONMENT": ("api", "ingest", "detection", "notification", "review"),
+    "ENVIRONMENT": ("api", "ingest", "detection", "notification", "review", "label", "label-ingest"),
 }
 
 #: Only the detection function reaches into the VPC: it is the one that may call a private ML endpoint.
@@ -46,6 +51,7 @@ class FunctionSpec:
 
 
 def function_specs(s: PipelineSettings) -> dict[str, FunctionSpec]:
+    support = (s.support_memory_mb, s.support_timeout_seconds, s.support_reserved_concurrency)
     return {
         "api": FunctionSpec("api", "handlers.api_handler.handler", s.api_memory_mb, s.api_timeout_seconds,
                             s.api_reserved_concurrency, "transactions-api"),
@@ -53,18 +59,19 @@ def function_specs(s: PipelineSettings) -> dict[str, FunctionSpec]:
                                s.processing_timeout_seconds, s.processing_reserved_concurrency, "stream-ingest"),
         "detection": FunctionSpec("detection", "handlers.fraud_detection.handler", s.processing_memory_mb,
                                   s.processing_timeout_seconds, s.processing_reserved_concurrency, "fraud-detection"),
-        "notification": FunctionSpec("notification", "handlers.notification_handler.handler", s.support_memory_mb,
-                                     s.support_timeout_seconds, s.support_reserved_concurrency, "notification"),
-        "review": FunctionSpec("review", "handlers.review_workflow.handler", s.support_memory_mb,
-                               s.support_timeout_seconds, s.support_reserved_concurrency, "review-workflow"),
+        "notification": FunctionSpec("notification", "handlers.notification_handler.handler", *support, "notification"),
+        "review": FunctionSpec("review", "handlers.review_workflow.handler", *support, "review-workflow"),
+        "label": FunctionSpec("label", "handlers.label_api.handler", *support, "label-api"),
+        "label-ingest": FunctionSpec("label-ingest", "handlers.label_ingest.handler", *support, "label-ingest"),
     }
 
 
 def environment_variables(key: str, values: Mapping[str, str], s: PipelineSettings, service_name: str) -> dict[str, str]:
     """The variables function `key` receives: its share of the contract plus Powertools' settings.
 
-    `values` maps every contract variable except RULES_JSON and ENVIRONMENT
-    (which come from the settings) to its resolved value.
+    `values` maps every contract variable the function receives, except
+    RULES_JSON and ENVIRONMENT (which come from the settings), to its resolved
+    value; a missing one is a wiring bug and raises KeyError naming it.
     """
     resolved = {**values, "RULES_JSON": json.dumps(s.rules(), sort_keys=True), "ENVIRONMENT": s.environment}
     out = {name: resolved[name] for name, users in CONTRACT.items() if key in users}

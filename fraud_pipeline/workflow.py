@@ -32,6 +32,15 @@ LOG_DELIVERY_ACTIONS = sorted(a for a in defaults.STAR_ONLY_ACTIONS if a.startsw
 TRACING_ACTIONS = sorted(a for a in defaults.STAR_ONLY_ACTIONS if a.startswith("xray:"))
 
 
+def event_bus_name(namer: Namer) -> str:
+    """The bus's physical name, for the functions that must know it before the workflow exists (the review task)."""
+    return namer.name("fraud-events", "event_bus")
+
+
+def event_bus_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:events:{region}:{account}:event-bus/{name}"
+
+
 def review_event_pattern(amount_threshold: float) -> dict[str, Any]:
     """Decisions whose amount is over the threshold: a numeric filter, so EventBridge compares numbers, not strings."""
     return {
@@ -223,8 +232,8 @@ class ReviewWorkflow(pulumi.ComponentResource):
         # --- bus and rule ------------------------------------------------------
         self.event_bus = aws.cloudwatch.EventBus(
             f"{name}-bus",
-            name=namer.name("fraud-events", "event_bus"),
-            description="Every fraud decision the detection function makes",
+            name=event_bus_name(namer),
+            description="Every fraud decision the detection function makes, and every label applied",
             kms_key_identifier=kms_key_arn,
             tags=tags,
             opts=child,

@@ -44,8 +44,9 @@ def _s(name, description, check, severity, remediation, uses_requirements=False)
 POLICIES: tuple[PolicySpec, ...] = (
     # encryption and keys
     _r("encryption-at-rest-cmk",
-       "DynamoDB tables, SQS queues, SNS topics, Kinesis streams, S3 (SSE-KMS with bucket key), log groups, "
-       "Step Functions, Lambda environment, EventBridge bus and SSM parameters are encrypted with a customer-managed KMS key.",
+       "DynamoDB tables, SQS queues, SNS topics, Kinesis streams, S3 (SSE-KMS with bucket key, and the objects the "
+       "program uploads), log groups, Step Functions, Lambda environment, EventBridge bus and SSM parameters are "
+       "encrypted with a customer-managed KMS key.",
        rp.encryption_at_rest_cmk, "high", "Pass the pipeline's KMS key ARN to the resource's encryption setting."),
     _s("encryption-uses-stack-key",
        "Every KMS key reference is the customer-managed key (or its alias) that this stack manages and rotates.",
@@ -77,7 +78,8 @@ POLICIES: tuple[PolicySpec, ...] = (
     _r("lambda-reserved-concurrency", "Lambda functions have reserved concurrency of at least 1.",
        rp.lambda_reserved_concurrency, "medium", "Set reservedConcurrentExecutions."),
     _r("lambda-permission-scoped",
-       "Lambda invoke permissions name a service principal and a specific source ARN; never principal '*'.",
+       "Lambda invoke permissions name a service principal and a specific source ARN (with the source account "
+       "for S3, whose ARNs name none); never principal '*'.",
        rp.lambda_permission_scoped, "critical", "Set principal and sourceArn to the one calling resource."),
     _s("lambda-permission-source-in-stack", "Lambda invoke permissions' source ARNs are resources of this stack.",
        sp.lambda_permission_source_in_stack, "high", "Derive sourceArn from the calling resource's output."),

@@ -31,6 +31,9 @@ OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 LIFECYCLE_V2 = "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+BUCKET_OBJECT_V1 = "aws:s3/bucketObject:BucketObject"
+BUCKET_OBJECT_TYPES = (BUCKET_OBJECT, BUCKET_OBJECT_V1)
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 LOG_PROTECTION = "aws:cloudwatch/logDataProtectionPolicy:LogDataProtectionPolicy"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
@@ -123,6 +126,14 @@ def encryption_at_rest_cmk(resource_type: str, props: dict, name: str = "", req:
             if not is_unknown(bucket_key) and bucket_key is not True:
                 out.append(f"{who}: rules[{i}] has no S3 Bucket Key (one KMS call per object). "
                            "Fix: set bucketKeyEnabled = true.")
+    elif resource_type in BUCKET_OBJECT_TYPES:
+        # An object the program uploads (a model) names its encryption itself, not only through the bucket default.
+        algo = get(props, "serverSideEncryption")
+        if not is_unknown(algo) and algo not in ("aws:kms", "aws:kms:dsse"):
+            out.append(f"{who}: serverSideEncryption is {algo!r} (not SSE-KMS with the customer-managed key). "
+                       "Fix: set serverSideEncryption = \"aws:kms\" and kmsKeyId to the pipeline's customer-managed key ARN.")
+        else:
+            key(("kmsKeyId",), "kmsKeyId", "s3")
     elif resource_type == LOG_GROUP:
         key(("kmsKeyId",), "kmsKeyId", "logs")
     elif resource_type == STATE_MACHINE:
@@ -322,9 +333,17 @@ def lambda_permission_scoped(resource_type: str, props: dict, name: str = "", re
             return [f"{who}: {principal} may invoke the function from any resource in any account (no sourceArn). "
                     "Fix: set sourceArn to the calling resource, e.g. <api executionArn>/*/POST/transactions."]
         parts = source.split(":", 5)
-        if source == "*" or len(parts) < 6 or parts[5] in ("*", "") or parts[4] in ("*", ""):
+        s3 = len(parts) == 6 and parts[2] == "s3"
+        if source == "*" or len(parts) < 6 or parts[5] in ("*", "") or (parts[4] in ("*", "") and not s3):
             return [f"{who}: sourceArn {source!r} matches every {principal.split('.')[0]} resource. "
                     "Fix: scope sourceArn to the one calling resource (API execution ARN, rule ARN, ...)."]
+        if s3:
+            # Bucket ARNs name no account, and a deleted bucket's name can be registered by anyone.
+            account = get(props, "sourceAccount")
+            if not is_unknown(account) and not account:
+                return [f"{who}: sourceArn {source!r} is a bucket ARN, which names no account, and sourceAccount is "
+                        "unset: a bucket of that name in another account could invoke the function. "
+                        "Fix: set sourceAccount to this account's id."]
     return []
 
 

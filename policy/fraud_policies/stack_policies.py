@@ -329,6 +329,8 @@ KEY_REFERENCES = {
     rp.FUNCTION: [("kmsKeyArn",)],
     rp.EVENT_BUS: [("kmsKeyIdentifier",)],
     rp.PARAMETER: [("keyId",)],
+    rp.BUCKET_OBJECT: [("kmsKeyId",)],
+    rp.BUCKET_OBJECT_V1: [("kmsKeyId",)],
 }
 
 

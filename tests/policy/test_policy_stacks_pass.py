@@ -36,6 +36,6 @@ def test_the_policies_are_not_vacuous(prod):
         "aws:lambda/eventSourceMapping:EventSourceMapping", "aws:kms/key:Key", "aws:apigateway/method:Method",
         "aws:apigateway/stage:Stage", "aws:apigateway/methodSettings:MethodSettings",
         "aws:wafv2/webAclAssociation:WebAclAssociation", "aws:iam/rolePolicy:RolePolicy",
-        "aws:cloudwatch/eventBus:EventBus", "aws:ssm/parameter:Parameter",
+        "aws:cloudwatch/eventBus:EventBus", "aws:ssm/parameter:Parameter", "aws:s3/bucketObjectv2:BucketObjectv2",
     }
     assert governed <= types, governed - types

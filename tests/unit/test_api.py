@@ -8,7 +8,7 @@ import pytest
 
 from fraud_pipeline import api as api_module
 from fraud_pipeline import defaults
-from fraud_pipeline.api import ApiFront, transaction_request_schema
+from fraud_pipeline.api import ApiFront, label_request_schema, transaction_request_schema
 from fraud_pipeline.evaluation import Evaluation, evaluate
 
 REGION = "us-east-1"
@@ -16,6 +16,9 @@ ACCOUNT = "123456789012"
 FUNCTION_NAME = "fraud-api-dev-abc12"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION_NAME}"
 INVOKE_ARN = f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{FUNCTION_ARN}/invocations"
+LABEL_FUNCTION_NAME = "fraud-label-dev-abc12"
+LABEL_INVOKE_ARN = (f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+                    f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{LABEL_FUNCTION_NAME}/invocations")
 KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 COMPONENT = "fraud-pipeline:index:ApiFront"
@@ -35,6 +38,8 @@ def api_args(**overrides):
         "handler_function_name": FUNCTION_NAME,
         "handler_function_arn": FUNCTION_ARN,
         "handler_invoke_arn": INVOKE_ARN,
+        "label_function_name": LABEL_FUNCTION_NAME,
+        "label_invoke_arn": LABEL_INVOKE_ARN,
         "kms_key_arn": KMS_KEY_ARN,
         "throttle_rate": 1000,
         "throttle_burst": 900,
@@ -72,6 +77,22 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def by_id(ev: Evaluation, type_: str, id_: str):
+    [found] = [r for r in ev.of_type(type_) if r.id == id_]
+    return found
+
+
+def path_of(ev: Evaluation, resource_id: str) -> str:
+    """A resource's full path, walking parent ids up to the API's root."""
+    root = ev.one(REST_API).outputs["rootResourceId"]
+    parts = []
+    while resource_id != root:
+        resource = by_id(ev, "aws:apigateway/resource:Resource", resource_id)
+        parts.append(resource.inputs["pathPart"])
+        resource_id = resource.inputs["parentId"]
+    return "/" + "/".join(reversed(parts))
+
+
 # --- structure ------------------------------------------------------------------------
 
 
@@ -99,13 +120,14 @@ def test_rest_api_is_regional_and_named_by_the_namer(ev):
 
 
 def test_post_transactions_requires_an_api_key_and_validates_the_body(ev):
-    # GIVEN the single method of the API
-    method = ev.one(METHOD)
+    # GIVEN the transactions method of the API
+    method = ev.one(METHOD, "api-post")
     validator = ev.one(VALIDATOR)
-    model = ev.one(MODEL)
-    resource = ev.one("aws:apigateway/resource:Resource")
+    model = ev.one(MODEL, "api-model")
+    resource = ev.one("aws:apigateway/resource:Resource", "api-transactions")
     # THEN it is POST /transactions, keyed, with the validator and the JSON model attached
     assert resource.inputs["pathPart"] == "transactions"
+    assert path_of(ev, method.inputs["resourceId"]) == "/transactions"
     assert method.inputs["httpMethod"] == "POST"
     assert method.inputs["resourceId"] == resource.id
     assert method.inputs["apiKeyRequired"] is True
@@ -118,7 +140,7 @@ def test_post_transactions_requires_an_api_key_and_validates_the_body(ev):
 
 def test_model_schema_is_the_shared_request_schema(ev):
     # GIVEN the request model the gateway validates against
-    model = ev.one(MODEL)
+    model = ev.one(MODEL, "api-model")
     # THEN it is exactly the schema the pure function gives (and the emulation reuses)
     assert model.inputs["contentType"] == "application/json"
     assert json.loads(model.inputs["schema"]) == transaction_request_schema()
@@ -149,7 +171,7 @@ def test_request_schema_mirrors_the_handler_rules():
 
 def test_integration_is_lambda_proxy_to_the_handler(ev):
     # GIVEN the method's integration
-    integration = ev.one("aws:apigateway/integration:Integration")
+    integration = ev.one("aws:apigateway/integration:Integration", "api-integration")
     # THEN it proxies to the handler's invoke ARN with POST
     assert integration.inputs["type"] == "AWS_PROXY"
     assert integration.inputs["integrationHttpMethod"] == "POST"
@@ -177,6 +199,88 @@ def test_gateway_responses_are_json_errors(ev):
         body = json.loads(template.replace("$context.error.messageString", '"m"'))
         assert set(body) == {"error", "details"}, rtype
         assert response.inputs["restApiId"] == ev.one(REST_API).id
+
+
+# --- POST /transactions/{transaction_id}/label ------------------------------------------------
+
+
+def test_label_route_is_keyed_validated_and_proxied_to_the_label_function(ev):
+    # GIVEN the label method
+    method = ev.one(METHOD, "label-post")
+    model = ev.one(MODEL, "label-model")
+    integration = ev.one("aws:apigateway/integration:Integration", "label-integration")
+    # THEN it is POST on /transactions/{transaction_id}/label (nested under the transactions resource)
+    assert path_of(ev, method.inputs["resourceId"]) == "/transactions/{transaction_id}/label"
+    assert method.inputs["httpMethod"] == "POST"
+    assert method.inputs["apiKeyRequired"] is True and method.inputs["authorization"] == "NONE"
+    assert method.inputs["requestParameters"] == {"method.request.path.transaction_id": True}
+    # AND the body is validated against the label model by the API's validator
+    assert method.inputs["requestValidatorId"] == ev.one(VALIDATOR).id
+    assert method.inputs["requestModels"] == {"application/json": model.outputs["name"]}
+    assert model.inputs["name"] == "LabelRequest" and model.inputs["contentType"] == "application/json"
+    assert json.loads(model.inputs["schema"]) == label_request_schema()
+    # AND it is a Lambda proxy to the label function, not the transaction handler
+    assert (integration.inputs["type"], integration.inputs["integrationHttpMethod"]) == ("AWS_PROXY", "POST")
+    assert integration.inputs["uri"] == LABEL_INVOKE_ARN
+    assert integration.inputs["resourceId"] == method.inputs["resourceId"]
+    # two routes, two methods: nothing else is exposed
+    assert sorted(path_of(ev, m.inputs["resourceId"]) for m in ev.of_type(METHOD)) == [
+        "/transactions", "/transactions/{transaction_id}/label"]
+
+
+def test_label_permission_is_scoped_to_post_label_of_this_api(ev):
+    permission = ev.one("aws:lambda/permission:Permission", "label-invoke-permission")
+    execution_arn = ev.one(REST_API).outputs["executionArn"]
+    assert permission.inputs["function"] == LABEL_FUNCTION_NAME
+    assert permission.inputs["principal"] == "apigateway.amazonaws.com"
+    # `*` is the transaction id; the method and the rest of the path are fixed
+    assert permission.inputs["sourceArn"] == f"{execution_arn}/*/POST/transactions/*/label"
+
+
+@pytest.mark.parametrize("body, valid", [
+    ({"label": "fraud", "source": "analyst"}, True),
+    ({"label": "genuine", "source": "chargeback", "note": "x" * 500}, True),
+    ({"label": "genuine", "source": "customer", "note": ""}, True),
+    ({"label": "fraud"}, False),                                            # source required
+    ({"source": "analyst"}, False),                                         # label required
+    ({"label": "maybe", "source": "analyst"}, False),                       # not in the enum
+    ({"label": "fraud", "source": "merchant"}, False),
+    ({"label": "FRAUD", "source": "analyst"}, False),                       # enums are exact
+    ({"label": "fraud", "source": "analyst", "note": "x" * 501}, False),    # note too long
+    ({"label": "fraud", "source": "analyst", "note": 5}, False),
+    ({"label": "fraud", "source": "analyst", "card_number": "4111111111111111"}, False),  # unknown field
+    (["fraud", "analyst"], False),
+])
+def test_label_schema_accepts_exactly_the_documented_bodies(body, valid):
+    import jsonschema
+
+    validator = jsonschema.Draft4Validator(label_request_schema())
+    assert validator.is_valid(body) is valid
+
+
+def test_label_schema_agrees_with_the_label_handler():
+    # the gateway's first pass must never refuse what the handler accepts, nor accept other values
+    from handlers import labels
+
+    props = label_request_schema()["properties"]
+    assert props["label"]["enum"] == list(labels.LABELS)
+    assert props["source"]["enum"] == list(labels.SOURCES)
+    assert props["note"]["maxLength"] == labels.NOTE_MAX
+    assert set(props) == set(labels.FIELDS)
+
+
+def test_deployment_redeploys_when_the_label_schema_changes(ev, monkeypatch):
+    before = ev.one(DEPLOYMENT).inputs["triggers"]["redeployment"]
+    changed = label_request_schema()
+    changed["properties"]["note"]["maxLength"] = 100
+    monkeypatch.setattr(api_module, "label_request_schema", lambda: changed)
+    assert run().one(DEPLOYMENT).inputs["triggers"]["redeployment"] != before
+
+
+def test_bad_body_response_names_both_routes_rules(ev):
+    [bad_body] = [r for r in ev.of_type("aws:apigateway/response:Response") if r.inputs["responseType"] == "BAD_REQUEST_BODY"]
+    message = json.loads(bad_body.inputs["responseTemplates"]["application/json"])["details"][0]["message"]
+    assert "POST /transactions:" in message and "POST /transactions/{transaction_id}/label: label and source" in message
 
 
 # --- deployment and stage ----------------------------------------------------------------
@@ -299,7 +403,7 @@ def test_waf_is_associated_with_the_stage(ev):
 
 def test_invoke_permission_is_scoped_to_post_transactions(ev):
     # GIVEN the Lambda permission
-    permission = ev.one("aws:lambda/permission:Permission")
+    permission = ev.one("aws:lambda/permission:Permission", "api-invoke-permission")
     execution_arn = ev.one(REST_API).outputs["executionArn"]
     # THEN only this API's POST /transactions may invoke the handler
     assert permission.inputs["action"] == "lambda:InvokeFunction"
@@ -342,7 +446,7 @@ def test_component_outputs_resolve():
 
     def program():
         front = ApiFront("api", api_args())
-        for key in ("rest_api_id", "rest_api_name", "stage_name", "invoke_url", "endpoint", "api_key_id",
+        for key in ("rest_api_id", "rest_api_name", "stage_name", "invoke_url", "endpoint", "label_endpoint", "api_key_id",
                     "api_key_value", "usage_plan_id", "web_acl_arn", "access_log_group_name", "execution_arn"):
             pulumi.export(key, getattr(front, key))
         pulumi.export("api_key_value_is_secret", pulumi.Output.from_input(front.api_key_value.is_secret()))
@@ -351,6 +455,7 @@ def test_component_outputs_resolve():
     exports = evaluate("dev", {"aws:region": REGION}, program=program).exports
     # THEN every output resolves, the endpoint ends in /transactions and the key value is present
     assert exports["endpoint"] == exports["invoke_url"] + "/transactions"
+    assert exports["label_endpoint"] == exports["invoke_url"] + "/transactions/{transaction_id}/label"
     assert exports["stage_name"] == "v1"
     assert exports["invoke_url"].endswith("/v1")
     assert exports["rest_api_name"] == "fraud-api-dev-abc12"

@@ -74,41 +74,54 @@ def test_detection_parallelism_follows_the_tables_stream_shards():
 
 
 def test_transaction_writes_count_every_write_a_transaction_causes():
-    # GIVEN 512-byte transactions: item 712 B, decided 912 B (1 KB each), marked 1,062 B (2 KB)
+    # GIVEN 512-byte transactions: item 712 B (1 KB), decided 1,712 B with the features map (2 KB), marked 1,862 B (2 KB)
     load = capacity.transaction_writes(settings(), Assumptions())
-    # THEN claim 2 + item 2 + decision 2 (transactional, 2 WCU/KB) + 5% x 2 x 2 + 2% x 2 x 2 = 6.28 WCU
+    # THEN claim 2 + item 2 + decision 4 (transactional, 2 WCU/KB) + 5% x 2 x 2 + 2% x 2 x 2 = 8.28 WCU
     assert dict(load.parts) == pytest.approx({
-        "claim put (transactional)": 2, "transaction put (transactional)": 2, "decision update (transactional)": 2,
+        "claim put (transactional)": 2, "transaction put (transactional)": 2, "decision update (transactional)": 4,
         "alert claim+mark x 5%": 0.2, "review store+mark x 2%": 0.08})
-    assert load.units_per_transaction == pytest.approx(6.28)
-    # GIVEN 1,000-byte transactions THEN item and decision take 2 KB each: 2 + 4 + 4 + 0.2 + 0.08
+    assert load.units_per_transaction == pytest.approx(8.28)
+    # GIVEN 1,000-byte transactions THEN item 2 KB, decided 3 KB, marked 3 KB: 2 + 4 + 6 + 0.3 + 0.12
     assert capacity.transaction_writes(settings(average_transaction_bytes=1000), Assumptions()).units_per_transaction \
-        == pytest.approx(10.28)
+        == pytest.approx(12.42)
 
 
 def test_table_stage_uses_the_autoscaling_ceiling_and_reports_the_floor():
     s = settings(dynamodb_write_capacity=5, dynamodb_max_write_capacity=50)
     row = report(s).stage("transactions table writes")
-    assert row.capacity == pytest.approx(50 / 6.28)
-    assert row.floor == pytest.approx(5 / 6.28)
-    assert "auto-scaling ceiling 50 WCU" in row.limit and "the provisioned 5 WCU carry 0.80 tx/s" in row.limit
+    assert row.capacity == pytest.approx(50 / 8.28)
+    assert row.floor == pytest.approx(5 / 8.28)
+    assert "auto-scaling ceiling 50 WCU" in row.limit and "the provisioned 5 WCU carry 0.60 tx/s" in row.limit
 
 
-def test_velocity_and_read_stages():
+def test_features_and_read_stages():
     s = settings(dynamodb_max_read_capacity=100, dynamodb_max_write_capacity=100)
-    # one transactional bucket update (2 WCU) and two strongly consistent bucket reads (2 RCU) per transaction
-    assert capacity_of("velocity table writes", s) == pytest.approx(50)
-    assert capacity_of("velocity table reads", s) == pytest.approx(50)
-    # one claim read (stream ingest) + 2% review reads
-    assert capacity_of("transactions table reads", s) == pytest.approx(100 / 1.02)
+    # card (4 KB) and merchant (1 KB) items updated in a TransactWriteItems: 2 x 4 + 2 x 1 = 10 WCU per transaction
+    writes = capacity.features_writes(s, Assumptions())
+    assert dict(writes.parts) == {"card update (transactional)": 8, "merchant update (transactional)": 2}
+    assert capacity_of("features table writes", s) == pytest.approx(10)
+    # both items read strongly consistent in one BatchGetItem: 1 RCU each (up to 4 KB)
+    assert capacity_of("features table reads", s) == pytest.approx(50)
+    # one claim read (stream ingest) + the transaction read by detection + 2% review reads
+    assert capacity_of("transactions table reads", s) == pytest.approx(100 / 2.02)
+    assert not any("velocity" in row.stage for row in report(s).rows)
+
+
+def test_feature_item_sizes_drive_the_features_stages(monkeypatch):
+    # GIVEN fleet cards with 12 KB items WHEN the model is computed THEN a card update costs 24 WCU and a read 3 RCU
+    monkeypatch.setattr(capacity, "CARD_FEATURES_ITEM_BYTES", 12 * 1024)
+    s = settings(dynamodb_max_read_capacity=100, dynamodb_max_write_capacity=100)
+    assert capacity_of("features table writes", s) == pytest.approx(100 / 26)
+    assert capacity_of("features table reads", s) == pytest.approx(100 / 4)
 
 
 def test_on_demand_uses_the_per_table_quota():
     s = settings(dynamodb_billing_mode="PAY_PER_REQUEST")
     row = report(s).stage("transactions table writes")
-    assert row.capacity == pytest.approx(40000 / 6.28)
-    assert row.floor == pytest.approx(4000 / 6.28)
+    assert row.capacity == pytest.approx(40000 / 8.28)
+    assert row.floor == pytest.approx(4000 / 8.28)
     assert "per-table default quota 40,000 WCU/s" in row.limit
+    assert report(s).stage("features table writes").capacity == pytest.approx(40000 / 10)
 
 
 def test_api_stages():
@@ -155,8 +168,10 @@ def test_assumptions_are_validated():
 # --- bottleneck --------------------------------------------------------------------
 
 def test_bottleneck_is_the_smallest_stage():
-    # GIVEN the defaults THEN the transactions table's writes give out first (50 WCU / 6.28)
-    assert report(settings()).bottleneck.stage == "transactions table writes"
+    # GIVEN the defaults THEN the features table's writes give out first (50 WCU / 10), before the transactions table's
+    r = report(settings())
+    assert r.bottleneck.stage == "features table writes" and r.capacity == pytest.approx(5)
+    assert r.stage("transactions table writes").capacity == pytest.approx(50 / 8.28)
     # GIVEN ample table capacity THEN the API function (10 executions / 0.1 s = 100 tx/s) is next
     big = settings(dynamodb_max_write_capacity=40000, dynamodb_max_read_capacity=40000)
     r = report(big)
@@ -190,7 +205,9 @@ def test_new_settings_are_validated():
 
 @pytest.mark.parametrize("changes, stage", [
     ({"fraud-pipeline:peakTransactionsPerSecond": "500", "fraud-pipeline:dynamodbMaxWriteCapacity": "2000"},
-     "transactions table writes"),
+     "features table writes"),
+    ({"fraud-pipeline:peakTransactionsPerSecond": "500", "fraud-pipeline:dynamodbMaxWriteCapacity": "2000",
+      "fraud-pipeline:averageTransactionBytes": "2000"}, "transactions table writes"),
     ({"fraud-pipeline:peakTransactionsPerSecond": "500"}, "detection function"),
 ])
 def test_peak_above_a_stage_fails_preview_before_any_resource(changes, stage):
@@ -221,7 +238,7 @@ def test_warn_mode_passes_with_a_warning(monkeypatch):
     assert ev.of_type("aws:dynamodb/table:Table")
     capacity_warnings = [w for w in warnings if "peakTransactionsPerSecond" in w]
     assert len(capacity_warnings) == 1
-    assert "stage 'transactions table writes'" in capacity_warnings[0]
+    assert "stage 'features table writes'" in capacity_warnings[0]
 
 
 def test_component_check_from_settings_alone():
@@ -229,7 +246,7 @@ def test_component_check_from_settings_alone():
     with pytest.raises(CapacityError):
         capacity.check(settings(peak_transactions_per_second=1000))
     message = capacity.check(settings(peak_transactions_per_second=1000, capacity_check="warn"))
-    assert message and "stage 'transactions table writes'" in message
+    assert message and "stage 'features table writes'" in message
 
 
 # --- CLI, chart and docs -------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_component_from_another_program_with_typed_args():
     assert table.inputs["name"] == "fraud-transactions-qa-team1"
     assert ev.one("aws:kinesis/stream:Stream").inputs["shardCount"] == 2
     functions = ev.of_type("aws:lambda/function:Function")
-    assert len(functions) == 5
+    assert len(functions) == 7
     assert all(":eu-west-1:" in f.inputs["layers"][0] for f in functions)
     assert ev.of_type("aws:ec2/vpc:Vpc") == []
     assert ev.of_type("aws:apigateway/account:Account") == []
