@@ -57,9 +57,15 @@ _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z0-9_]*)\}")
 _BRACED_RE = re.compile(r"\{([^{}]*)\}")
 
 
-def decision_record(txn: Mapping[str, Any], assessment: Assessment, *, decided_at_ms: int) -> dict[str, Any]:
-    """Alert-queue body / EventBridge detail for a scored transaction."""
-    return {
+def decision_record(txn: Mapping[str, Any], assessment: Assessment, *, decided_at_ms: int,
+                    shadow: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Alert-queue body / EventBridge detail for a scored transaction.
+
+    `risk` (0-1) ranks it on the model's scale; `model_version` names the model
+    that scored it (absent: rules only); `shadow` is the candidate model / rule
+    set's decision, recorded for comparison and never acted on.
+    """
+    record = {
         "schema_version": SCHEMA_VERSION,
         "transaction_id": txn["transaction_id"],
         "timestamp": int(txn["timestamp"]),
@@ -75,9 +81,15 @@ def decision_record(txn: Mapping[str, Any], assessment: Assessment, *, decided_a
         "reasons": list(assessment.reasons),
         "rules_score": assessment.rules_score,
         "ml_score": assessment.ml_score,
+        "risk": assessment.risk,
+        "model_score": assessment.model_score,
+        "model_version": assessment.model_version,
         "decided_at": decided_at_ms,
         "environment": os.environ.get("ENVIRONMENT", ""),
     }
+    if shadow is not None:
+        record["shadow"] = dict(shadow)
+    return record
 
 
 # --------------------------------------------------------------------------- templates

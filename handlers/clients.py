@@ -55,6 +55,16 @@ def cold_start_cache(func: F) -> F:
     return cached  # type: ignore[return-value]
 
 
+class _ResetHook:
+    def __init__(self, func: Callable[[], None]):
+        self.cache_clear = func
+
+
+def on_reset(func: Callable[[], None]) -> None:
+    """Also run `func` when the cached values are forgotten (module-level caches of other kinds)."""
+    _caches.append(_ResetHook(func))
+
+
 def reset() -> None:
     """Forget every client and cached value (as a new execution environment would)."""
     _clients.clear()

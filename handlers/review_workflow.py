@@ -14,6 +14,14 @@ a transaction that is not in the table raises `TransactionNotFound`.
 * store    -- records the outcome on the transaction item (UpdateItem of
   review_* attributes only, once: a second execution for the same transaction
   finds `reviewed_at` and does not overwrite it); adds {"stored": {...}}.
+  When the state carries an analyst's decision, `"label": {"label": "fraud"|"genuine",
+  "source": "analyst"|"chargeback"|"customer", "note"?}` (passed into the execution beside the
+  event, or added by a human-review step before store), store also records it with
+  `labels.record_labels` -- the same write as the label API: the transaction's label attributes,
+  the card/merchant feature items and a FraudLabel event -- and adds {"stored": {"label": {...}}}.
+  Without one, no label is recorded: the automatic re-score is not a confirmed outcome. Recording
+  is idempotent (a retried store finds the label unchanged); a transient failure raises
+  `LabelNotRecorded` so the state machine can retry the task.
 * notify   -- publishes the review outcome to the alert topic (same templates as
   the alerts) unless the outcome is approve or a previous execution already
   notified; marks `review_notified_at`; adds {"notified": {...}}.
@@ -23,11 +31,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import dynamo, ml
+from . import dynamo, labels, ml
 from .alerts import alert_publication
 from .clients import client, cold_start_cache, env
 from .jsonutil import to_plain
@@ -46,6 +55,10 @@ class InvalidWorkflowInput(ValueError):
 
 class TransactionNotFound(LookupError):
     """The transaction the review is about is not in the table."""
+
+
+class LabelNotRecorded(RuntimeError):
+    """The analyst's label could not be recorded this time (transient); retry the task."""
 
 
 @cold_start_cache
@@ -88,7 +101,38 @@ def validate(state: Any) -> dict[str, Any]:
     except InvalidInput as exc:
         raise InvalidWorkflowInput(str(exc)) from None
     logger.info("review started", extra={"transaction_id": detail["transaction_id"], "decision": detail["decision"]})
-    return to_plain({"transaction": detail, "validated_at": _now()})
+    out: dict[str, Any] = {"transaction": detail, "validated_at": _now()}
+    if state.get("label") is not None:
+        _label_request(state, detail)  # refuse a bad analyst label before the review runs
+        out["label"] = state["label"]
+    return to_plain(out)
+
+
+def _label_request(state: dict[str, Any], txn: dict[str, Any]) -> labels.LabelRequest | None:
+    """The analyst's label the state carries, validated (None when there is none)."""
+    if state.get("label") is None:
+        return None
+    request, problems = labels.validate_label(state["label"], transaction_id=txn["transaction_id"])
+    if request is None:
+        raise InvalidWorkflowInput(str(InvalidInput([FieldError(f"label.{p.field}", p.message) for p in problems],
+                                                    "label")))
+    return request
+
+
+def _record_label(request: labels.LabelRequest, txn: dict[str, Any]) -> dict[str, Any]:
+    (outcome,) = labels.record_labels([request], _now())
+    if outcome.status == labels.NOT_FOUND:
+        raise TransactionNotFound(f"transaction {txn['transaction_id']} is not in the table")
+    if not outcome.applied:
+        raise LabelNotRecorded(f"label not recorded ({outcome.status}): {outcome.detail}")
+    if outcome.timestamp != txn["timestamp"]:
+        logger.warning("label recorded on the transaction's stored timestamp, not the event's",
+                       extra={"transaction_id": txn["transaction_id"]})
+    logger.info("analyst label recorded", extra={"transaction_id": txn["transaction_id"], "outcome": outcome.status,
+                                                 "label": request.label, "source": request.source})
+    detail = labels.event_detail(outcome)
+    return {"status": outcome.status, "label": detail["label"], "source": detail["source"],
+            "labelled_at": detail["labelled_at"], "previous_label": detail["previous_label"]}
 
 
 def analyze(state: Any) -> dict[str, Any]:
@@ -121,6 +165,7 @@ def store(state: Any) -> dict[str, Any]:
     if not isinstance(analysis, dict) or analysis.get("decision") not in ("approve", "review", "block") \
             or not isinstance(analysis.get("score"), int) or not isinstance(analysis.get("reasons"), list):
         raise InvalidWorkflowInput("input must carry the 'analysis' produced by analyze")
+    label_request = _label_request(state, txn)
     values = {":decision": analysis["decision"], ":score": analysis["score"],
               ":reasons": [r for r in analysis["reasons"] if r in _REASONS], ":at": _now(), ":status": "reviewed",
               ":escalated": bool(analysis.get("escalated"))}
@@ -148,6 +193,8 @@ def store(state: Any) -> dict[str, Any]:
         logger.info("transaction already reviewed; outcome kept", extra={"transaction_id": txn["transaction_id"]})
         stored = {"already_reviewed": True, "already_notified": "review_notified_at" in old_item,
                   "reviewed_at": int(old_item.get("reviewed_at") or 0)}
+    if label_request is not None:
+        stored["label"] = _record_label(label_request, txn)
     return to_plain({**state, "transaction": txn, "stored": stored})
 
 

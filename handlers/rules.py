@@ -31,6 +31,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -76,6 +77,11 @@ class Assessment:
     reasons: tuple[str, ...]
     rules_score: int
     ml_score: int | None = None
+    #: Fraud risk in [0, 1] for ranking (the model's, or the score's on the model's scale).
+    risk: float | None = None
+    #: The in-function model's score on the 0-100 scale, and which model gave it.
+    model_score: int | None = None
+    model_version: str | None = None
 
     @property
     def flagged(self) -> bool:
@@ -99,7 +105,7 @@ _INT_KEYS = {
     "velocity_window_minutes": (1, 1440),
 }
 _LIST_KEYS = ("blocked_merchants", "high_risk_countries")
-ALLOWED_KEYS = frozenset(_NUMBER_KEYS) | frozenset(_INT_KEYS) | frozenset(_LIST_KEYS) | {"weights"}
+ALLOWED_KEYS = frozenset(_NUMBER_KEYS) | frozenset(_INT_KEYS) | frozenset(_LIST_KEYS) | {"weights", "shadow"}
 
 
 def _is_int(value: Any) -> bool:
@@ -107,15 +113,60 @@ def _is_int(value: Any) -> bool:
 
 
 def load_rules(raw: str | None) -> Rules:
-    """Parse `RULES_JSON`; unset/empty means defaults. Raise `RulesConfigError` on anything unknown or mistyped."""
-    if raw is None or not raw.strip():
+    """Parse `RULES_JSON`; unset/empty means defaults. Raise `RulesConfigError` on anything unknown or mistyped.
+
+    A `shadow` object is a candidate rule set (same keys, no nested shadow),
+    read by `load_shadow_rules`; it is validated here too, so a bad candidate
+    fails the cold start like a bad live rule set.
+    """
+    data = _rules_object(raw)
+    if data is None:
         return Rules()
+    if "shadow" in data:
+        shadow = data["shadow"]
+        if not isinstance(shadow, dict):
+            raise RulesConfigError("RULES_JSON.shadow must be an object of the same keys as RULES_JSON (no nested shadow)")
+        if "shadow" in shadow:
+            raise RulesConfigError("RULES_JSON.shadow must not contain another shadow")
+        try:
+            rules_from(_shadow_object(data))
+        except RulesConfigError as exc:
+            raise RulesConfigError(str(exc).replace("RULES_JSON", "RULES_JSON.shadow", 1)) from None
+    return rules_from({k: v for k, v in data.items() if k != "shadow"})
+
+
+def load_shadow_rules(raw: str | None) -> Rules | None:
+    """The candidate rule set of `RULES_JSON.shadow` (its keys over the live ones), or None."""
+    data = _rules_object(raw)
+    if data is None or not isinstance(data.get("shadow"), dict):
+        return None
+    return rules_from(_shadow_object(data))
+
+
+def _shadow_object(data: dict[str, Any]) -> dict[str, Any]:
+    live = {k: v for k, v in data.items() if k != "shadow"}
+    shadow = data["shadow"]
+    weights = {**(live.get("weights") or {}), **(shadow.get("weights") or {})} if isinstance(shadow.get("weights", {}), dict) else shadow["weights"]
+    merged = {**live, **shadow}
+    if weights:
+        merged["weights"] = weights
+    return merged
+
+
+def _rules_object(raw: str | None) -> dict[str, Any] | None:
+    if raw is None or not raw.strip():
+        return None
     try:
         data = json.loads(raw)
     except ValueError as exc:
         raise RulesConfigError(f"RULES_JSON is not valid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(data, dict):
         raise RulesConfigError("RULES_JSON must be a JSON object")
+    return data
+
+
+def rules_from(data: dict[str, Any]) -> Rules:
+    """Rules from a decoded RULES_JSON object (defaults for what it leaves out)."""
     unknown = sorted(set(data) - ALLOWED_KEYS)
     if unknown:
         raise RulesConfigError(
@@ -162,8 +213,9 @@ def load_rules(raw: str | None) -> Rules:
     return rules
 
 
+@lru_cache(maxsize=16384)
 def normalise_name(name: str) -> str:
-    """Case-insensitive, whitespace-normalised comparison key for merchants and countries."""
+    """Case-insensitive, whitespace-normalised comparison key for merchants and countries (cached: names repeat)."""
     return " ".join(name.split()).casefold()
 
 

@@ -379,6 +379,14 @@ def validate_stored(txn: dict[str, Any], *, now_ms: int) -> list[FieldError]:
     return errors
 
 
+#: An explanation from the in-function model: the code, then the features that moved the risk most.
+MODEL_REASON_RE = re.compile(r"^MODEL_RISK: [a-z][a-z0-9_]{0,63}(?:, [a-z][a-z0-9_]{0,63}){0,4}$")
+
+def reason_ok(reason: str, reason_codes: frozenset[str]) -> bool:
+    """A rule code, ALLOWLISTED_CARD, or a model explanation `MODEL_RISK: feature, feature`."""
+    return reason in reason_codes or reason == "ALLOWLISTED_CARD" or bool(MODEL_REASON_RE.match(reason))
+
+
 def validate_decision_detail(detail: Any, *, reason_codes: frozenset[str], now_ms: int) -> dict[str, Any]:
     """Check the `detail` of a FraudDecision event; return it normalised or raise `InvalidInput`."""
     if not isinstance(detail, dict):
@@ -427,7 +435,7 @@ def validate_decision_detail(detail: Any, *, reason_codes: frozenset[str], now_m
             errors.append(FieldError("decision", "must be one of approve, review, block"))
     if "reasons" in detail:
         reasons = detail["reasons"]
-        if not isinstance(reasons, list) or not all(isinstance(r, str) and r in reason_codes for r in reasons):
+        if not isinstance(reasons, list) or not all(isinstance(r, str) and reason_ok(r, reason_codes) for r in reasons):
             errors.append(FieldError("reasons", "must be a list of known reason codes"))
         else:
             out["reasons"] = list(reasons)

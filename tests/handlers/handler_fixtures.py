@@ -51,7 +51,7 @@ class Aws:
         self.ssm = session.client("ssm")
         self.events = session.client("events")
         self.table = os.environ["TABLE_NAME"]
-        self.velocity_table = os.environ["VELOCITY_TABLE_NAME"]
+        self.features_table = os.environ["FEATURES_TABLE_NAME"]
         self.bucket = os.environ["ARCHIVE_BUCKET"]
         self._seen_stream: set[str] = set()
         self._seq = itertools.count(49_600_000_000_000_000_000_000_000_000_000_000_000_000_000_000)
@@ -66,11 +66,9 @@ class Aws:
                        {"AttributeName": "timestamp", "KeyType": "RANGE"}],
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
         self.ddb.create_table(
-            TableName=self.velocity_table, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "card_token", "AttributeType": "S"},
-                                  {"AttributeName": "window", "AttributeType": "N"}],
-            KeySchema=[{"AttributeName": "card_token", "KeyType": "HASH"},
-                       {"AttributeName": "window", "KeyType": "RANGE"}])
+            TableName=self.features_table, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "entity", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "entity", "KeyType": "HASH"}])
         self.alert_queue_url = self.sqs.create_queue(QueueName="fraud-alerts-test")["QueueUrl"]
         assert self.alert_queue_url.endswith("/fraud-alerts-test")
         self.s3.create_bucket(Bucket=self.bucket)
@@ -87,6 +85,8 @@ class Aws:
         self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:sns-capture")
         self.ssm.put_parameter(Name=os.environ["CARD_TOKEN_KEY_PARAM"], Type="SecureString", Value=CARD_KEY)
         self.ssm.put_parameter(Name=os.environ["ML_ENDPOINT_PARAM"], Type="String", Value="none")
+        self.ssm.put_parameter(Name=os.environ["MODEL_PARAM"], Type="SecureString", Value="none")
+        self.ssm.put_parameter(Name=os.environ["MODEL_SHADOW_PARAM"], Type="SecureString", Value="none")
         self.ssm.put_parameter(Name=os.environ["TEMPLATES_PARAM"], Type="String", Value=json.dumps({
             "subject": "Fraud alert: {decision} {amount} {currency} at {merchant}",
             "body": "Transaction {transaction_id}: {decision} ({score}/100) for {amount} {currency} at {merchant}, "
@@ -194,9 +194,9 @@ class Aws:
         return [i for i in self.items() if i.get("record_type") == "transaction"]
 
     def raw_dump(self) -> str:
-        """Everything at rest in the account that the pipeline writes: table items, velocity items, objects."""
+        """Everything at rest in the account that the pipeline writes: table items, feature items, objects."""
         parts = [json.dumps(self.ddb.scan(TableName=self.table)["Items"]),
-                 json.dumps(self.ddb.scan(TableName=self.velocity_table)["Items"])]
+                 json.dumps(self.ddb.scan(TableName=self.features_table)["Items"])]
         for obj in self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", []):
             parts.append(self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read().decode())
         return "\n".join(parts)
@@ -308,3 +308,63 @@ def fake_endpoint(score):
 
     clients.client("sagemaker-runtime").meta.events.register("before-call", respond)
     return seen
+
+
+# --------------------------------------------------------------------------- labels (helpers for the label tests)
+def label_api_event(transaction_id: str | None, body: Any, *, method: str = "POST", raw: bool = False,
+                    base64_encoded: bool = False) -> dict[str, Any]:
+    """POST /transactions/{transaction_id}/label as API Gateway's REST proxy integration delivers it."""
+    event = Aws.api_event(body, method=method, raw=raw, base64_encoded=base64_encoded)
+    event.update(resource="/transactions/{transaction_id}/label",
+                 path=f"/transactions/{transaction_id}/label",
+                 pathParameters=None if transaction_id is None else {"transaction_id": transaction_id})
+    return event
+
+
+def s3_event(bucket: str, *keys: str, sizes: list[int] | None = None,
+             event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
+    """An S3 notification for `keys`, URL-encoded as S3 sends them (spaces as '+')."""
+    from urllib.parse import quote_plus
+
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION, "eventName": event_name,
+        "eventTime": "2025-06-01T12:00:00.000Z",
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "labels",
+               "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": {"key": quote_plus(key, safe="/"), "size": (sizes or [0] * len(keys))[i],
+                          "sequencer": f"{i:016X}"}},
+    } for i, key in enumerate(keys)]}
+
+
+class LabelEventCapture:
+    """FraudLabel events on the bus, captured in their own SQS queue (a second rule on the bus)."""
+
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+        self.url = aws.sqs.create_queue(QueueName="label-events-capture")["QueueUrl"]
+        bus = os.environ["EVENT_BUS_NAME"]
+        aws.events.put_rule(Name="all-labels", EventBusName=bus,
+                            EventPattern=json.dumps({"source": ["fraud-pipeline.labels"]}))
+        aws.events.put_targets(Rule="all-labels", EventBusName=bus, Targets=[
+            {"Id": "capture-labels", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:label-events-capture"}])
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(m["Body"]) for m in self.aws.drain(self.url)]
+
+
+def luhn_complete(partial: str) -> str:
+    """`partial` digits with the Luhn check digit appended (a card number PCI scanners would flag)."""
+    total = 0
+    for i, ch in enumerate(reversed(partial)):
+        d = int(ch)
+        if i % 2 == 0:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return partial + str((10 - total % 10) % 10)
+
+
+def store_transactions(aws: Aws, ctx: Any, bodies: list[dict[str, Any]]) -> None:
+    """Record transactions through the stream ingest (one Kinesis batch), as producers would."""
+    from handlers import stream_ingest
+
+    assert stream_ingest.handler(aws.kinesis_event(bodies), ctx) == {"batchItemFailures": []}

@@ -19,7 +19,8 @@ from handlers.observability import logger, mask_pans
 ROOT = Path(__file__).resolve().parents[2]
 
 TABLE = "table/fraud-transactions-test"
-VELOCITY = "table/fraud-velocity-test"
+FEATURES = "table/fraud-features-test"
+PARAMS = "parameter/fraud-detection/test/"
 CARD_KEY = "parameter/fraud-detection/test/card-token-key"
 ML = "parameter/fraud-detection/test/ml-endpoint"
 TEMPLATES = "parameter/fraud-detection/test/alert-templates"
@@ -38,15 +39,18 @@ GRANTS = {
     "stream_ingest": grant("dynamodb:PutItem dynamodb:GetItem dynamodb:ConditionCheckItem dynamodb:UpdateItem "
                            "dynamodb:BatchWriteItem dynamodb:BatchGetItem", TABLE)
     | grant("s3:PutObject", "fraud-archive-test/rejected/*") | grant("ssm:GetParameter", CARD_KEY),
-    "fraud_detection": grant("dynamodb:UpdateItem dynamodb:GetItem dynamodb:BatchGetItem", TABLE)
-    | grant("dynamodb:GetItem dynamodb:BatchGetItem dynamodb:UpdateItem dynamodb:PutItem dynamodb:ConditionCheckItem "
-            "dynamodb:Query", VELOCITY)
+    "fraud_detection": grant("dynamodb:UpdateItem dynamodb:BatchGetItem", TABLE)
+    | grant("dynamodb:BatchGetItem dynamodb:UpdateItem", FEATURES)
     | grant("sqs:SendMessage", "fraud-alerts-test") | grant("s3:PutObject", "fraud-archive-test/high-risk/*")
+    | grant("s3:GetObject s3:GetObjectVersion", "fraud-archive-test/models/*")
     | grant("events:PutEvents", "event-bus/fraud-events-test") | grant("ssm:GetParameter", ML)
-    | grant("sagemaker:InvokeEndpoint", MODEL),
+    | grant("ssm:GetParameter", PARAMS + "model") | grant("ssm:GetParameter", PARAMS + "model-shadow")
+    | grant("ssm:GetParameter", PARAMS + "lists") | grant("sagemaker:InvokeEndpoint", MODEL),
     "notification": grant("dynamodb:UpdateItem dynamodb:GetItem", TABLE) | grant("sns:Publish", TOPIC)
     | grant("ssm:GetParameter", TEMPLATES),
-    "review_workflow": grant("dynamodb:GetItem dynamodb:UpdateItem", TABLE) | grant("sns:Publish", TOPIC)
+    "review_workflow": grant("dynamodb:GetItem dynamodb:BatchGetItem dynamodb:UpdateItem", TABLE)
+    | grant("dynamodb:UpdateItem", FEATURES) | grant("events:PutEvents", "event-bus/fraud-events-test")
+    | grant("sns:Publish", TOPIC)
     | grant("ssm:GetParameter", ML) | grant("ssm:GetParameter", TEMPLATES) | grant("sagemaker:InvokeEndpoint", MODEL),
 }
 

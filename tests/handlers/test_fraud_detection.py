@@ -88,16 +88,21 @@ def test_velocity_counts_each_transaction_once_even_when_retried(aws, ctx):
     # WHEN detection runs, and the first batch is delivered again (a retry)
     assert detect(aws, ctx, first) == {"batchItemFailures": []}
     assert detect(aws, ctx, second) == {"batchItemFailures": []}
-    velocity_items = aws.ddb.scan(TableName=aws.velocity_table)["Items"]
+    feature_items = aws.ddb.scan(TableName=aws.features_table)["Items"]
+    decisions = {i["transaction_id"]: (i["decision"], i["score"], i["scored_at"]) for i in aws.transactions()}
     assert detect(aws, ctx, first) == {"batchItemFailures": []}
     # THEN the sixth and seventh transactions hit VELOCITY (more than five in the window), the others do not
     by_id = {i["transaction_id"]: i for i in aws.transactions()}
     assert [by_id[f"v-{i}"]["velocity_count"] for i in range(7)] == [1, 2, 3, 4, 5, 6, 7]
     assert [("VELOCITY" in by_id[f"v-{i}"]["reasons"]) for i in range(7)] == [False] * 5 + [True] * 2
-    # AND the retry did not add anything to the counts
-    assert aws.ddb.scan(TableName=aws.velocity_table)["Items"] == velocity_items
-    assert sum(len(i["txns"]["SS"]) for i in velocity_items) == 7
-    assert all(len(i["card_token"]["S"]) == 64 for i in velocity_items)
+    # AND the retry did not add anything to the card or merchant state, nor re-decide anything
+    assert aws.ddb.scan(TableName=aws.features_table)["Items"] == feature_items
+    card = next(i for i in feature_items if i["entity"]["S"].startswith("card#"))
+    merchant = next(i for i in feature_items if i["entity"]["S"].startswith("merchant#"))
+    assert sum(len(v["SS"]) for k, v in card.items() if k.startswith("t_")) == 7
+    assert len(card["entity"]["S"]) == len("card#") + 64
+    assert sum(int(v["N"]) for k, v in merchant.items() if k.startswith("n_")) == 7
+    assert {i["transaction_id"]: (i["decision"], i["score"], i["scored_at"]) for i in aws.transactions()} == decisions
 
 
 def test_transactions_older_than_the_window_do_not_count(aws, ctx):
@@ -150,7 +155,7 @@ def test_block_archive_failure_is_retried(aws, ctx):
 def test_whole_batch_failure_raises_for_a_full_retry(aws, ctx):
     ingest(aws, ctx, [{"transaction_id": "w-1", "amount": 10, "card_number": "4000000000000002"}])
     records = aws.new_stream_records()
-    aws.ddb.delete_table(TableName=aws.velocity_table)
+    aws.ddb.delete_table(TableName=aws.features_table)
     with pytest.raises(ClientError, match="ResourceNotFoundException"):  # the invocation fails: Lambda retries the batch
         detect(aws, ctx, records)
 
@@ -213,3 +218,135 @@ def test_metrics_count_scores_decisions_and_rule_hits(aws, ctx, capsys):
     assert values["RuleHitHighAmount"] == [1.0] and values["RuleHitBlockedMerchant"] == [1.0]
     assert values["RuleHitCardTesting"] == [1.0] and values["RuleHitOddHour"] == [1.0]
     assert values["AlertsQueued"] == [1.0] and values["HighRiskArchived"] == [1.0]
+
+
+# --------------------------------------------------------------------------- model, candidate, lists
+def _scorecard(version: str, weight: float = 4.0) -> dict:
+    """A tiny valid scorecard: risk jumps when the amount is far above the card's 30-day mean."""
+    return {"format": "fraud-pipeline-scorecard", "format_version": 1, "version": version, "intercept": -5.0,
+            "features": [{"name": "card_amount_vs_30d_mean", "edges": [3.0], "weights": [0.0, weight], "reference": 0.1},
+                         {"name": "merchant_fraud_rate_7d", "edges": [0.2], "weights": [0.0, 3.0], "reference": 0.0}],
+            "thresholds": {"review": 0.2, "block": 0.6}, "card": {}}
+
+
+def _publish_model(aws, version: str, param: str = "/fraud-detection/test/model", **kwargs) -> str:
+    key = f"models/{version}.json"
+    aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=json.dumps(_scorecard(version, **kwargs)).encode())
+    aws.ssm.put_parameter(Name=param, Type="SecureString", Value=key, Overwrite=True)
+    return key
+
+
+def _history_then_spike(aws, ctx, prefix: str) -> dict:
+    """Ten ordinary purchases on one card over ten days, then one at twenty times the card's normal."""
+    base = NOW_MS - 11 * 86_400_000
+    payloads = [{"transaction_id": f"{prefix}-{i}", "amount": 40 + i, "card_number": "4000 0566 5566 5556",
+                 "merchant": f"Shop {i % 3}", "location": "Leeds, UK", "timestamp": base + i * 86_400_000, "hour": 12}
+                for i in range(10)]
+    payloads.append({"transaction_id": f"{prefix}-spike", "amount": 900, "card_number": "4000 0566 5566 5556",
+                     "merchant": "Shop 1", "location": "Leeds, UK", "timestamp": NOW_MS - 60_000, "hour": 12})
+    ingest(aws, ctx, payloads)
+    assert detect(aws, ctx, aws.new_stream_records()) == {"batchItemFailures": []}
+    return {i["transaction_id"]: i for i in aws.transactions()}
+
+
+def test_the_model_flags_what_the_rules_miss_and_explains_itself(aws, ctx):
+    # GIVEN a model published to the archive bucket and named by the model parameter
+    _publish_model(aws, "spike-v1")
+    clients.reset_values()
+    # WHEN a card's history is followed by a purchase at twenty times its 30-day mean
+    by_id = _history_then_spike(aws, ctx, "m")
+    spike = by_id["m-spike"]
+    # THEN the rules alone approve it (no rule fires), the model flags it and says why
+    assert spike["rules_score"] == 0
+    assert spike["decision"] in ("review", "block") and spike["model_version"] == "spike-v1"
+    assert "MODEL_RISK: card_amount_vs_30d_mean" in spike["reasons"]
+    assert float(spike["features"]["card_count_30d"]) == 10 and float(spike["features"]["card_amount_vs_30d_mean"]) > 3
+    # AND the ordinary ones stay approved, the alert carries the explanation
+    assert all(by_id[f"m-{i}"]["decision"] == "approve" for i in range(10))
+    (message,) = aws.alert_messages()
+    alert = json.loads(message["Body"])
+    assert alert["transaction_id"] == "m-spike" and any(r.startswith("MODEL_RISK") for r in alert["reasons"])
+    events = {e["detail"]["transaction_id"]: e["detail"] for e in aws.decision_events()}
+    assert events["m-spike"]["model_version"] == "spike-v1" and 0 < events["m-spike"]["risk"] <= 1
+
+
+def test_a_bad_model_artifact_leaves_detection_on_the_rules(aws, ctx, capsys):
+    # GIVEN the parameter names an object that is not a valid scorecard
+    aws.s3.put_object(Bucket=aws.bucket, Key="models/broken.json", Body=b'{"format": "something else"}')
+    aws.ssm.put_parameter(Name="/fraud-detection/test/model", Type="SecureString", Value="models/broken.json",
+                          Overwrite=True)
+    clients.reset_values()
+    # WHEN transactions are scored
+    by_id = _history_then_spike(aws, ctx, "b")
+    # THEN nothing fails: the rules decide, and the failure is counted
+    assert by_id["b-spike"]["decision"] == "approve" and "model_version" not in by_id["b-spike"]
+    assert '"ModelLoadFailed":[1.0]' in capsys.readouterr().out.replace(" ", "")
+
+
+def test_candidate_model_is_recorded_beside_the_live_decision_but_never_alerts(aws, ctx):
+    # GIVEN no live model, and a candidate model in shadow
+    _publish_model(aws, "candidate-v2", param="/fraud-detection/test/model-shadow")
+    clients.reset_values()
+    # WHEN the spike is scored
+    by_id = _history_then_spike(aws, ctx, "s")
+    spike = by_id["s-spike"]
+    # THEN the live decision is the rules' (approve, no alert), the candidate's flag is on the item and the event
+    assert spike["decision"] == "approve"
+    assert spike["shadow"]["decision"] in ("review", "block") and spike["shadow"]["model_version"] == "candidate-v2"
+    assert aws.alert_messages() == []
+    events = {e["detail"]["transaction_id"]: e["detail"] for e in aws.decision_events()}
+    assert events["s-spike"]["shadow"]["decision"] == spike["shadow"]["decision"]
+
+
+def test_lists_change_at_run_time_without_a_deployment(aws, ctx):
+    # GIVEN the lists parameter blocks "Kiosk 9" and allowlists one card's token
+    from handlers.tokenise import card_token
+
+    allowed_card = "4000000000000010"
+    aws.ssm.put_parameter(Name="/fraud-detection/test/lists", Type="SecureString", Overwrite=True, Value=json.dumps({
+        "blocked_merchants": ["Kiosk 9"], "high_risk_countries": [],
+        "allowed_card_tokens": [card_token(allowed_card)]}))
+    clients.reset_values()
+    # WHEN a purchase at that merchant, one from Iran (no longer listed) and one by the allowlisted card arrive
+    ingest(aws, ctx, [
+        {"transaction_id": "l-1", "amount": 30, "merchant": "kiosk  9", "card_number": "4000000000000002", "hour": 12},
+        {"transaction_id": "l-2", "amount": 30.5, "merchant": "Bazaar", "location": "Tehran, Iran", "hour": 12},
+        {"transaction_id": "l-3", "amount": 20000, "merchant": "Kiosk 9", "card_number": allowed_card, "hour": 12},
+    ])
+    assert detect(aws, ctx, aws.new_stream_records()) == {"batchItemFailures": []}
+    by_id = {i["transaction_id"]: i for i in aws.transactions()}
+    # THEN the run-time lists decide, not the deployed RULES_JSON
+    assert "BLOCKED_MERCHANT" in by_id["l-1"]["reasons"]
+    assert "HIGH_RISK_LOCATION" not in by_id["l-2"]["reasons"]
+    assert by_id["l-3"]["decision"] == "approve" and by_id["l-3"]["reasons"][0] == "ALLOWLISTED_CARD"
+
+
+def test_merchant_counts_and_card_entries_are_exact_when_a_batch_is_partly_applied(aws, ctx):
+    # GIVEN a batch of 60 purchases at one merchant whose second write chunk fails once
+    payloads = [{"transaction_id": f"x-{i}", "amount": 10 + i, "card_number": f"4000000000{i:05d}",
+                 "merchant": "Busy Bakery", "hour": 12, "timestamp": NOW_MS - (60 - i) * 1000} for i in range(60)]
+    from handler_fixtures import luhn_complete
+
+    for p in payloads:
+        p["card_number"] = luhn_complete(p["card_number"])
+    ingest(aws, ctx, payloads)
+    records = aws.new_stream_records()
+    calls = {"n": 0}
+
+    def fail_second_transaction(params, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "injected"}}, "TransactWriteItems")
+
+    clients.client("dynamodb").meta.events.register_first("before-call.dynamodb.TransactWriteItems", fail_second_transaction)
+    # WHEN detection runs (part of the batch fails) and the batch is then retried
+    with pytest.raises(ClientError):
+        detect(aws, ctx, records)
+    clients.reset()
+    assert detect(aws, ctx, records) == {"batchItemFailures": []}
+    # THEN every transaction is scored once and the merchant counted exactly 60
+    items = aws.ddb.scan(TableName=aws.features_table)["Items"]
+    merchant = next(i for i in items if i["entity"]["S"] == "merchant#busy bakery")
+    assert sum(int(v["N"]) for k, v in merchant.items() if k.startswith("n_")) == 60
+    assert len(aws.transactions()) == 60 and all("decision" in i for i in aws.transactions())
+    assert sum(1 for i in items if i["entity"]["S"].startswith("card#")) == 60

@@ -78,3 +78,66 @@ def test_missing_transaction_and_missing_stages(aws, ctx):
     with pytest.raises(TransactionNotFound):
         run("store", {**analyzed, "transaction": ghost["transaction"]}, ctx)
     json.dumps(analyzed)
+
+
+# --------------------------------------------------------------------------- the analyst's label
+def label_capture(aws):
+    from handler_fixtures import LabelEventCapture
+
+    return LabelEventCapture(aws)
+
+
+def decision_for(aws, ctx, body):
+    """The FraudDecision event for a transaction recorded through the API (as detection would publish it)."""
+    response = api_handler.handler(aws.api_event(body), ctx)
+    assert response["statusCode"] == 201
+    ts = json.loads(response["body"])["timestamp"]
+    return {"version": "0", "source": "fraud-pipeline.detection", "detail-type": "FraudDecision",
+            "detail": {"schema_version": 1, "transaction_id": body["transaction_id"], "timestamp": ts,
+                       "amount": body["amount"], "currency": "USD", "merchant": body["merchant"],
+                       "location": body["location"], "country": body["location"].rsplit(",", 1)[-1].strip(),
+                       "card_last4": body["card_number"][-4:], "score": 25, "decision": "approve",
+                       "reasons": ["ELEVATED_AMOUNT"]}}
+
+
+def test_an_analyst_label_passed_into_the_execution_is_recorded_by_store(aws, ctx):
+    # GIVEN a review execution started with the analyst's decision beside the event
+    capture = label_capture(aws)
+    state = {**decision_for(aws, ctx, BIG), "label": {"label": "fraud", "source": "analyst", "note": "card stolen"}}
+    # WHEN validate, analyze and store run
+    for task in ("validate", "analyze", "store"):
+        state = run(task, state, ctx)
+    # THEN the label is on the item, the features moved and a FraudLabel event was published
+    stored = state["stored"]["label"]
+    assert stored["status"] == "recorded" and stored["label"] == "fraud" and stored["source"] == "analyst"
+    (item,) = aws.transactions()
+    assert (item["label"], item["label_source"], item["label_note"]) == ("fraud", "analyst", "card stolen")
+    assert item["review_decision"] == "approve"  # the review outcome itself is unchanged
+    entities = {i["entity"]["S"]: i for i in aws.ddb.scan(TableName=aws.features_table)["Items"]}
+    (card,) = [v for k, v in entities.items() if k.startswith("card#")]
+    assert card["frauds"]["SS"] == [f"{stored['labelled_at']}#rv-1"]
+    (event,) = capture.events()
+    assert event["detail"]["label"] == "fraud" and event["detail"]["transaction_id"] == "rv-1"
+    # AND a retried store finds it unchanged (nothing counted twice)
+    again = run("store", {k: v for k, v in state.items() if k != "stored"}, ctx)
+    assert again["stored"]["label"]["status"] == "unchanged"
+    assert again["stored"]["already_reviewed"] is True
+    (card2,) = [i for i in aws.ddb.scan(TableName=aws.features_table)["Items"] if i["entity"]["S"].startswith("card#")]
+    assert card2 == card
+
+
+def test_without_an_analyst_label_no_label_is_invented(aws, ctx):
+    capture = label_capture(aws)
+    state = decision_for(aws, ctx, {**BIG, "amount": 15000, "location": "Lagos, Nigeria", "merchant": "Unknown Store"})
+    for task in ("validate", "analyze", "store"):
+        state = run(task, state, ctx)
+    assert state["analysis"]["decision"] == "block" and "label" not in state["stored"]
+    assert "label" not in aws.transactions()[0] and capture.events() == []
+
+
+def test_an_invalid_analyst_label_is_refused_at_validate(aws, ctx):
+    state = {**decision_for(aws, ctx, BIG), "label": {"label": "probably", "source": "analyst", "extra": 1}}
+    with pytest.raises(InvalidWorkflowInput) as info:
+        run("validate", state, ctx)
+    assert str(info.value) == ("invalid label: label.label: must be one of: fraud, genuine; "
+                               "label.extra: is not a recognised field")
