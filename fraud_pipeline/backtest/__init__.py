@@ -1,0 +1,1 @@
+"""Train a scorecard model and backtest the detection scoring on a labelled transactions CSV."""
