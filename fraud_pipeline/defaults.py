@@ -119,8 +119,9 @@ WAF_MANAGED_RULES_COUNT_ONLY = True
 
 # --- Step Functions ---------------------------------------------------------
 WORKFLOW_TASK_RETRY = {
+    # LabelNotRecorded: the review's label write met a transient failure (the task is safe to run again).
     "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                    "Lambda.TooManyRequestsException", "States.Timeout"],
+                    "Lambda.TooManyRequestsException", "States.Timeout", "LabelNotRecorded"],
     "IntervalSeconds": 2,
     "MaxAttempts": 3,
     "BackoffRate": 2.0,

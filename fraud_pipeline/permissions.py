@@ -101,7 +101,8 @@ def handler_statements(function: str, arns: PipelineArns) -> list[dict]:
         ]
     if function == "review":
         return [
-            _allow("RecordReview", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+            # GetItem: the stored transaction; BatchGetItem: the label path's claim and item reads.
+            _allow("RecordReview", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"], [arns.table]),
             # The review outcome records a label: its feature items and the label event.
             update_features, publish_labels,
             _allow("PublishAlerts", ["sns:Publish"], [arns.alert_topic]),

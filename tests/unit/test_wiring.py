@@ -130,7 +130,7 @@ def test_label_ingest_grants():
 
 def test_review_grants_add_the_label_of_its_outcome():
     assert grants("review") == {
-        "dynamodb:GetItem": {TABLE}, "dynamodb:UpdateItem": {TABLE, FEATURES},
+        "dynamodb:GetItem": {TABLE}, "dynamodb:BatchGetItem": {TABLE}, "dynamodb:UpdateItem": {TABLE, FEATURES},
         "events:PutEvents": {BUS},
         "sns:Publish": {TOPIC},
         "ssm:GetParameter": {PARAMS["ml-endpoint"], PARAMS["notification-templates"]},
