@@ -17,12 +17,14 @@ import pulumi_aws as aws
 
 from .naming import Namer
 
+#: The alert templates the parameter starts with: placeholders are the notification handler's
+#: (`handlers.alerts.PLACEHOLDERS`; a test parses this seed with the handler's own parser).
 DEFAULT_TEMPLATES = {
     "subject": "Fraud alert: {decision} {amount} {currency} at {merchant}",
     "body": (
         "Transaction {transaction_id} was scored {score}/100 and decided {decision}.\n"
-        "Card: {masked_card}\nAmount: {amount} {currency}\nMerchant: {merchant}\n"
-        "Reasons: {reasons}\nTime: {time}"
+        "Card: {card}\nAmount: {amount} {currency}\nMerchant: {merchant}\n"
+        "Reasons: {reasons}\nTime (UTC): {timestamp}"
     ),
 }
 

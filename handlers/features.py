@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
+from itertools import repeat
 from operator import mul
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -447,9 +448,9 @@ class MerchantState:
         get = n.get
         d0 = get(today, 0)
         c1 = d0 + get(today - 1, 0) * keep
-        w7 = d0 + sum(get(today - k, 0) for k in range(1, 7))
+        w7 = sum(map(get, range(today - 6, today + 1), _ZEROS))
         c7 = w7 + get(today - 7, 0) * keep
-        w30 = w7 + sum(get(today - k, 0) for k in range(7, 30))
+        w30 = w7 + sum(map(get, range(today - 29, today - 6), _ZEROS))
         c30 = w30 + get(today - 30, 0) * keep
         out["merchant_count_1d"] = c1
         out["merchant_count_7d"] = c7
@@ -462,12 +463,12 @@ class MerchantState:
         prior = (c30 - c7) / 23
         out["merchant_surge_z_7d"] = (c7 - 7 * prior) / math.sqrt(7 * prior + 1)
         out["merchant_surge_z_1d"] = (c1 - prior) / math.sqrt(prior + 1)
-        out["merchant_days_seen_30d"] = sum(1 for d in n if today - 30 < d <= today)
+        out["merchant_days_seen_30d"] = len(n.keys() & range(today - 29, today + 1))
         f = self.f
         if f:
             fget = f.get
-            f7 = fget(today, 0) + sum(fget(today - k, 0) for k in range(1, 7))
-            f30 = f7 + sum(fget(today - k, 0) for k in range(7, 30)) + fget(today - 30, 0) * keep
+            f7 = sum(map(fget, range(today - 6, today + 1), _ZEROS))
+            f30 = f7 + sum(map(fget, range(today - 29, today - 6), _ZEROS)) + fget(today - 30, 0) * keep
             f7 += fget(today - 7, 0) * keep
             out["merchant_frauds_7d"] = f7
             out["merchant_frauds_30d"] = f30
@@ -503,6 +504,7 @@ class MerchantState:
                            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
 
 
+_ZEROS = repeat(0)
 _NO_MERCHANT_HISTORY: Mapping[str, float] = MappingProxyType({
     "merchant_count_1d": 0.0, "merchant_count_7d": 0.0, "merchant_count_30d": 0.0, "merchant_volume_vs_30d": 0.0,
     "merchant_surge_7d": 1.0, "merchant_surge_1d": 1.0, "merchant_surge_z_7d": 0.0,

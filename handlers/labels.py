@@ -55,7 +55,13 @@ from . import dynamo, features, transactions
 from .clients import client, env
 from .jsonutil import dumps, safe_field_name, to_plain
 from .observability import logger, mask_pans, metrics
-from .validation import MAX_FUTURE_SKEW_MS, MIN_TIMESTAMP_MS, FieldError, check_text, check_transaction_id
+from .validation import (
+    MAX_FUTURE_SKEW_MS,
+    MIN_TIMESTAMP_MS,
+    FieldError,
+    check_text,
+    check_transaction_id,
+)
 
 LABELS = ("fraud", "genuine")
 SOURCES = ("analyst", "chargeback", "customer")

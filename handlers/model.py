@@ -40,6 +40,7 @@ import json
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Mapping
 
 from .features import FEATURE_NAMES
@@ -92,44 +93,67 @@ class Scorecard:
 
     def __post_init__(self) -> None:
         # flat tuples for the hot loop (attribute lookups cost more than the bisects)
-        object.__setattr__(self, "_mains", tuple((t.name, t.edges, t.weights, t.reference) for t in self.terms))
-        object.__setattr__(self, "_pairs", tuple(
-            (i.names[0], i.names[1], i.edges[0], i.edges[1], len(i.edges[1]) + 1, i.weights, i.reference)
-            for i in self.interactions))
+        mains = tuple((t.name, t.edges, t.weights, t.reference) for t in self.terms)
+        pairs = tuple((i.names[0], i.names[1], i.edges[0], i.edges[1], len(i.edges[1]) + 1, i.weights, i.reference)
+                      for i in self.interactions)
+        names = [t.name for t in self.terms] + [n for i in self.interactions for n in i.names]
+        object.__setattr__(self, "_mains", mains)
+        object.__setattr__(self, "_pairs", pairs)
+        object.__setattr__(self, "_fetch", itemgetter(*names) if len(names) > 1 else (lambda f: (f[names[0]],)))
+        object.__setattr__(self, "_names", tuple(names))
+        object.__setattr__(self, "_tables", tuple((m[1], m[2]) for m in mains))
+        object.__setattr__(self, "_pair_tables", tuple((p[2], p[3], p[4], p[5]) for p in pairs))
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        names = [t.name for t in self.terms]
-        for i in self.interactions:
-            names.extend(n for n in i.names if n not in names)
+        names: list[str] = []
+        for n in self._names:  # type: ignore[attr-defined]
+            if n not in names:
+                names.append(n)
         return tuple(names)
 
-    def evaluate(self, features: Mapping[str, float]) -> tuple[float, tuple[str, ...]]:
-        """(risk in [0, 1], the top contributing feature names, most first)."""
+    def _values(self, features: Mapping[str, float]) -> tuple[float, ...]:
+        try:
+            return self._fetch(features)  # type: ignore[attr-defined]
+        except KeyError:  # a feature the caller did not compute counts as 0
+            return tuple(features.get(n, 0.0) for n in self._names)  # type: ignore[attr-defined]
+
+    def risk(self, features: Mapping[str, float]) -> float:
+        """The risk in [0, 1] alone (the hot path: no explanation)."""
+        values = self._values(features)
         logit = self.intercept
-        get = features.get
+        k = 0
+        for edges, weights in self._tables:  # type: ignore[attr-defined]
+            logit += weights[bisect_right(edges, values[k])]
+            k += 1
+        for ea, eb, width, weights in self._pair_tables:  # type: ignore[attr-defined]
+            logit += weights[bisect_right(ea, values[k]) * width + bisect_right(eb, values[k + 1])]
+            k += 2
+        return _logistic(logit)
+
+    def explain(self, features: Mapping[str, float]) -> tuple[str, ...]:
+        """The top contributing feature names, most first (each term's weight minus its reference)."""
+        values = self._values(features)
         moved: dict[str, float] = {}
+        k = 0
         for name, edges, weights, reference in self._mains:  # type: ignore[attr-defined]
-            weight = weights[bisect_right(edges, get(name, 0.0))]
-            logit += weight
+            weight = weights[bisect_right(edges, values[k])]
+            k += 1
             if weight > reference:
                 moved[name] = weight - reference
         for a, b, ea, eb, width, weights, reference in self._pairs:  # type: ignore[attr-defined]
-            weight = weights[bisect_right(ea, get(a, 0.0)) * width + bisect_right(eb, get(b, 0.0))]
-            logit += weight
+            weight = weights[bisect_right(ea, values[k]) * width + bisect_right(eb, values[k + 1])]
+            k += 2
             if weight > reference:
                 half = (weight - reference) / 2
                 moved[a] = moved.get(a, 0.0) + half
                 moved[b] = moved.get(b, 0.0) + half
-        if logit >= 0:
-            risk = 1.0 / (1.0 + math.exp(-logit))
-        else:
-            e = math.exp(logit)
-            risk = e / (1.0 + e)
-        if not moved:
-            return risk, ()
         top = sorted(moved.items(), key=_by_move, reverse=True)[:TOP_FEATURES]
-        return risk, tuple(name for name, _ in top)
+        return tuple(name for name, _ in top)
+
+    def evaluate(self, features: Mapping[str, float]) -> tuple[float, tuple[str, ...]]:
+        """(risk in [0, 1], the top contributing feature names, most first)."""
+        return self.risk(features), self.explain(features)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -151,6 +175,13 @@ class Scorecard:
 
 def _by_move(item: tuple[str, float]) -> tuple[float, str]:
     return item[1], item[0]
+
+
+def _logistic(logit: float) -> float:
+    if logit >= 0:
+        return 1.0 / (1.0 + math.exp(-logit))
+    e = math.exp(logit)
+    return e / (1.0 + e)
 
 
 def _number(value: Any, where: str) -> float:

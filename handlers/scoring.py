@@ -105,8 +105,10 @@ class Scorer:
         mscore: int | None = None
         top: tuple[str, ...] = ()
         if model is not None:
-            model_risk, top = model.evaluate(features)
+            model_risk = model.risk(features)
             mscore = model_score(model_risk, model.thresholds, rules.review_score, rules.block_score)
+            if mscore >= rules.review_score:  # explained only when it alerts (the explanation costs)
+                top = model.explain(features)
         score = blend(max(rules_score, mscore or 0), ml_score)
         reasons = hits
         if mscore is not None and mscore >= rules.review_score and top:

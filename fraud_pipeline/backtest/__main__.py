@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     until_ms = day_start_ms(args.until) + DAY_MS
     artifact = train(data.transactions, data.labels, Scorer(rules), until_ms=until_ms,
                      label_delay_days=args.label_delay_days, max_alert_rate=args.max_alert_rate)
+    artifact["card"]["reproduce"] = args.reproduce or ("python -m fraud_pipeline.backtest " + " ".join(
+        shlex.quote(a) for a in (argv_of(args) or [])))
     write_model(artifact, args.out)
     print(f"model {artifact['version']} written to {args.out}", file=sys.stderr)
     return 0
@@ -158,6 +161,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, metavar="MODEL")
     t.add_argument("--rules", metavar="RULES.json", help="rules the model is trained beside (default: built-in)")
     t.add_argument("--max-alert-rate", type=float, default=0.01, help="alert-rate cap for the review threshold")
+    t.add_argument("--reproduce", metavar="TEXT",
+                   help="how to rebuild this model (recorded in the model card; default: this command line)")
     t.set_defaults(func=cmd_train)
     r = sub.add_parser("run", help="replay and score a period")
     r.add_argument("--transactions", required=True, metavar="FILE")
@@ -172,8 +177,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def argv_of(args: argparse.Namespace) -> list[str] | None:
+    return getattr(args, "_argv", None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)
     return int(args.func(args))
 
 

@@ -188,9 +188,10 @@ def day_start_ms(text: str) -> int:
     return int(day.timestamp() * 1000)
 
 
-def report_bad_rows(data: Dataset, out: TextIO = sys.stderr, limit: int = 20) -> None:
+def report_bad_rows(data: Dataset, out: TextIO | None = None, limit: int = 20) -> None:
     if not data.bad_rows:
         return
+    out = out or sys.stderr
     print(f"{len(data.bad_rows)} of {data.rows_read} rows skipped:", file=out)
     for problem in data.bad_rows[:limit]:
         print(f"  {problem}", file=out)

@@ -54,6 +54,14 @@ MIN_FIT_DAYS = 14
 MIN_WEIGHT_SPAN = 0.02
 BLOCK_PRECISION = 0.8
 MIN_FRAUDS = 20
+#: Computed features the model is not offered: raw sums and means that only restate counts and ratios
+#: (collinear: they split weights between them and make poor explanations).
+NOT_MODELLED = frozenset({
+    "card_amount_sum_1d", "card_amount_sum_7d", "card_amount_sum_30d", "card_amount_mean_1d", "card_amount_mean_7d",
+    "card_amount_mean_30d", "card_amount_vs_30d_mean", "card_count_7d", "merchant_count_1d",
+    "merchant_volume_vs_30d", "merchant_surge_1d", "card_known_compromised", "velocity_flag",
+})
+MODEL_FEATURES = tuple(name for name in FEATURE_NAMES if name not in NOT_MODELLED)
 
 
 def _utc(ms: int) -> str:
@@ -72,7 +80,7 @@ def collect(transactions: list[dict[str, Any]], labels: dict[str, bool], scorer:
         if tid not in labels or scored.txn["timestamp"] + label_delay_ms > until_ms:
             continue
         feats = scored.features
-        rows.append([float(feats[name]) for name in FEATURE_NAMES])
+        rows.append([float(feats[name]) for name in MODEL_FEATURES])
         y.append(1 if labels[tid] else 0)
         stamps.append(scored.txn["timestamp"])
         rules_flagged.append(scored.assessment.decision != "approve")
@@ -243,7 +251,7 @@ def train(transactions: list[dict[str, Any]], labels: dict[str, bool], scorer: S
           f"{int(valid.sum())} from {_utc(cut)}; features in {time.time() - started:.1f} s", file=log)
 
     chosen_pairs = choose_pairs(np, X[fit], y[fit])
-    print(f"train: pairs {', '.join(f'{FEATURE_NAMES[a]} x {FEATURE_NAMES[b]}' for a, b in chosen_pairs)}; "
+    print(f"train: pairs {', '.join(f'{MODEL_FEATURES[a]} x {MODEL_FEATURES[b]}' for a, b in chosen_pairs)}; "
           f"{time.time() - started:.1f} s", file=log)
 
     def binning(mask: Any) -> tuple[list[list[float]], list[tuple[int, int, list[float], list[float]]]]:
@@ -287,7 +295,7 @@ def train(transactions: list[dict[str, Any]], labels: dict[str, bool], scorer: S
     coef = model.coef_[0]
     Xs = X[everything]
     terms = []
-    for j, name in enumerate(FEATURE_NAMES):
+    for j, name in enumerate(MODEL_FEATURES):
         if not edges[j]:
             continue
         weights = coef[offsets[j]:offsets[j] + len(edges[j]) + 1]
@@ -299,14 +307,14 @@ def train(transactions: list[dict[str, Any]], labels: dict[str, bool], scorer: S
                       "reference": round(reference, 6)})
     interactions = []
     for k, (a, b, ea, eb) in enumerate(pairs):
-        start = offsets[len(FEATURE_NAMES) + k]
+        start = offsets[len(MODEL_FEATURES) + k]
         width = len(eb) + 1
         weights = coef[start:start + (len(ea) + 1) * width]
         if float(weights.max() - weights.min()) < MIN_WEIGHT_SPAN:
             continue
         cells = (np.searchsorted(np.asarray(ea), Xs[:, a], side="right") * width
                  + np.searchsorted(np.asarray(eb), Xs[:, b], side="right"))
-        interactions.append({"names": [FEATURE_NAMES[a], FEATURE_NAMES[b]], "edges": [ea, eb],
+        interactions.append({"names": [MODEL_FEATURES[a], MODEL_FEATURES[b]], "edges": [ea, eb],
                              "weights": [[round(float(w), 6) for w in weights[r * width:(r + 1) * width]]
                                          for r in range(len(ea) + 1)],
                              "reference": round(float(weights[cells].mean()), 6)})

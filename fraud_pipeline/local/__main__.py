@@ -14,7 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="send generated traffic through the emulated pipeline and report")
     demo.add_argument("--stack", default="dev")
-    demo.add_argument("--transactions", type=int, default=400, help="valid transactions to generate (default 400)")
+    demo.add_argument("--transactions", type=int, default=1000,
+                      help="valid transactions in the final week, after the synthetic history (default 1000)")
+    demo.add_argument("--history-days", type=int, default=None,
+                      help="days of synthetic history sent before the final week (default 21)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--no-progress", action="store_true")
     serve = sub.add_parser("serve", help="keep the emulated pipeline up for your own requests")
@@ -24,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo" and args.transactions <= 0:
         parser.error("--transactions must be positive")
+    if args.command == "demo" and args.history_days is not None and args.history_days < 1:
+        parser.error("--history-days must be positive")
     if args.command == "demo":
-        return run_demo(args.stack, args.transactions, args.seed, progress=not args.no_progress)
+        extra = {"history_days": args.history_days} if args.history_days is not None else {}
+        return run_demo(args.stack, args.transactions, args.seed, progress=not args.no_progress, **extra)
     return run_serve(args.stack, args.port, args.aws_port)
 
 

@@ -26,7 +26,7 @@ from .api_server import LocalApi, serve
 from .host import LambdaHost, LogTee
 from .iam import CallRecorder, PrivilegeReport, check
 from .materialise import Materialised, materialise
-from .mappings import QueuePoller, StreamPoller
+from .mappings import BucketNotificationPoller, QueuePoller, StreamPoller
 from .topology import Topology, topology
 
 def _epoch(timestamp: str | None) -> float:
@@ -113,6 +113,16 @@ class Emulator:
                 table = self.topo.table_for_stream(m.source_arn).name
                 self.pollers.append(StreamPoller(m, self.topo, self.host, client("dynamodbstreams"), client("sqs"),
                                                  self.resources.queue_urls, self.resources.table_streams[table]))
+        for index, n in enumerate(self.topo.notifications):
+            config = self.topo.async_configs.get(n.function)
+            # Lambda sends the on-failure record with the function's role: recorded as the function's call.
+            session = boto3.Session(**credentials)
+            session.events.register("before-parameter-build", self.recorder.attribute(
+                n.function, (config.on_failure_arn if config else None) or "", via="async invocation"))
+            self.pollers.append(BucketNotificationPoller(
+                n, config, self.topo, self.host, self.client("sqs"), self.client("s3"),
+                self.resources.notification_taps[index], self.resources.queue_urls,
+                session.client("sqs", endpoint_url=self.endpoint)))
         self.api: LocalApi | None = None
         self._http = None
         self._stop = threading.Event()
@@ -135,13 +145,27 @@ class Emulator:
 
     # -- the API -----------------------------------------------------------------
     def start_api(self, port: int = 0, api_key: str | None = None) -> str:
+        """Serve the REST API; returns the URL of POST /transactions (see `url` for the other routes)."""
         if self.topo.api is None:
             raise RuntimeError("the program declares no API")
-        api_fn = self.function("api")
-        self.api = LocalApi(self.topo.api, lambda event: self.host.invoke(api_fn.name, event), api_key)
+        self.api = LocalApi(self.topo.api, self.host.invoke, api_key)
         self._http = serve(self.api, port=port)
+        return self.url(self.function("api").name)
+
+    def url(self, function: str, **path_parameters: str) -> str:
+        """The local URL of the route served by `function` (a name), its path parameters filled in."""
+        if self._http is None or self.topo.api is None:
+            raise RuntimeError("the API is not started")
         host, bound = self._http.server_address[:2]
-        return f"http://{host}:{bound}/{self.topo.api.stage}{self.topo.api.path}"
+        path = self.topo.api.route(function).path
+        for name, value in path_parameters.items():
+            path = path.replace("{" + name + "}", value)
+        return f"http://{host}:{bound}/{self.topo.api.stage}{path}"
+
+    @property
+    def archive_bucket(self) -> str:
+        """The bucket the program's S3 notifications watch (the archive)."""
+        return self.topo.notifications[0].bucket if self.topo.notifications else self.topo.buckets[0]
 
     # -- running the mappings, rules and workflow -------------------------------
     def pump(self, flush: bool = False) -> int:
@@ -222,6 +246,30 @@ class Emulator:
     # -- evidence ----------------------------------------------------------------
     def privilege_report(self) -> PrivilegeReport:
         return check(self.recorder.calls, {f.name: f.policy for f in self.topo.functions.values()})
+
+    def items(self, table: str) -> list[dict]:
+        """Every item of a table, as Scan returns them (DynamoDB JSON), for evidence after a run.
+
+        Read from moto's in-process backend: moto's Scan sizes every item of every page again,
+        which takes seconds a page on tables of a few thousand items. Falls back to Scan.
+        """
+        try:
+            from moto.dynamodb.models import dynamodb_backends
+
+            for account in list(dynamodb_backends):
+                backend = dynamodb_backends[account][self.topo.region]
+                if table in backend.tables:
+                    return [item.to_json()["Attributes"] for item in backend.get_table(table).all_items()]
+        except Exception:  # noqa: BLE001 -- a moto without this layout: use the API
+            pass
+        ddb = self.client("dynamodb")
+        items, start = [], None
+        while True:
+            page = ddb.scan(TableName=table, **({"ExclusiveStartKey": start} if start else {}))
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
 
     def queue_depth(self, arn: str) -> int:
         attrs = self.sqs.get_queue_attributes(QueueUrl=self.resources.queue_urls[arn], AttributeNames=[

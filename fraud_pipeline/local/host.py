@@ -1,7 +1,7 @@
 """Run the real handlers in-process, one invocation at a time, each with its own function's environment.
 
 Lambda gives every function its own environment variables; here one process
-hosts all five, so an invocation swaps `os.environ` to exactly the variables
+hosts all seven, so an invocation swaps `os.environ` to exactly the variables
 the program set on that function (plus the emulated endpoint) and restores it
 after. Invocations are serialised, like one warm execution environment per
 function with reserved concurrency 1.

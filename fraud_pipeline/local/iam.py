@@ -41,7 +41,8 @@ UNOBSERVED_REASONS = {
     "kinesis:DescribeStream": "called by the mapping when it starts and on resharding",
     "kinesis:DescribeStreamSummary": "called by the mapping when it starts",
     "sqs:GetQueueAttributes": "called by the SQS mapping when it starts",
-    "sqs:SendMessage": "on-failure destination: used only when a batch exhausts its retries",
+    "sqs:SendMessage": "on-failure destination: used only when a batch or an event exhausts its retries",
+    "s3:GetObjectVersion": "used when the model parameter pins a version (<key>?versionId=<id>)",
     "ec2:CreateNetworkInterface": "used by the Lambda service to attach the function to the VPC",
     "ec2:DescribeNetworkInterfaces": "used by the Lambda service to attach the function to the VPC",
     "ec2:DeleteNetworkInterface": "used by the Lambda service to detach the function from the VPC",
@@ -96,7 +97,19 @@ def actions_for(service: str, operation: str, params: dict, region: str, account
         return [(f"sns:{action}", params.get("TopicArn") or params.get("TargetArn") or "*")]
     if service == "s3":
         bucket, key = params.get("Bucket", ""), params.get("Key")
-        return [(f"s3:{operation}", f"arn:aws:s3:::{bucket}/{key}" if key is not None else f"arn:aws:s3:::{bucket}")]
+        # IAM names some S3 operations differently: a versioned read is s3:GetObjectVersion, HEAD is
+        # authorised by s3:GetObject, listing by s3:ListBucket.
+        versioned = bool(params.get("VersionId"))
+        action = {
+            "GetObject": "GetObjectVersion" if versioned else "GetObject",
+            "HeadObject": "GetObjectVersion" if versioned else "GetObject",
+            "DeleteObject": "DeleteObjectVersion" if versioned else "DeleteObject",
+            "GetObjectTagging": "GetObjectVersionTagging" if versioned else "GetObjectTagging",
+            "ListObjects": "ListBucket", "ListObjectsV2": "ListBucket", "ListObjectVersions": "ListBucketVersions",
+            "HeadBucket": "ListBucket", "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject",
+            "CompleteMultipartUpload": "PutObject", "CopyObject": "PutObject",
+        }.get(operation, operation)
+        return [(f"s3:{action}", f"arn:aws:s3:::{bucket}/{key}" if key is not None else f"arn:aws:s3:::{bucket}")]
     if service == "events":
         buses = {e.get("EventBusName", "default") for e in params.get("Entries", [])} or {"default"}
         return [(f"events:{operation}", b if b.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{b}")

@@ -23,6 +23,8 @@ class Materialised:
     table_streams: dict[str, str] = field(default_factory=dict)       # table name -> moto stream ARN
     rule_taps: dict[str, str] = field(default_factory=dict)           # rule name -> tap queue URL
     topic_taps: dict[str, str] = field(default_factory=dict)          # topic ARN -> tap queue URL
+    #: bucket notification (index in `topo.notifications`) -> tap queue URL moto delivers its S3 events to
+    notification_taps: dict[int, str] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
 
 
@@ -96,6 +98,32 @@ def materialise(topo: Topology, session: boto3.Session, endpoint: str) -> Materi
             "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         out.created.append(f"s3 bucket {bucket}")
+    for obj in topo.objects:
+        # What the program uploads (the shipped model), from the asset it names, under the CMK.
+        if obj.source_path is not None:
+            with open(obj.source_path, "rb") as f:
+                data = f.read()
+        else:
+            data = (obj.content or "").encode()
+        extra = {"ContentType": obj.content_type} if obj.content_type else {}
+        s3.put_object(Bucket=obj.bucket, Key=obj.key, Body=data, ServerSideEncryption="aws:kms",
+                      SSEKMSKeyId=key_arn, BucketKeyEnabled=True, **extra)
+        out.created.append(f"s3 object {obj.bucket}/{obj.key}")
+    by_bucket: dict[str, list[dict]] = {}
+    for index, n in enumerate(topo.notifications):
+        # S3 invokes the function asynchronously; moto delivers the same event to a tap queue,
+        # from which the emulation invokes the function with Lambda's async retries (emulator.py).
+        tap = sqs.create_queue(QueueName=f"{n.function[:60]}-s3-{index}{TAP_SUFFIX}")["QueueUrl"]
+        tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rules = [{"Name": name, "Value": value} for name, value in (("prefix", n.prefix), ("suffix", n.suffix)) if value]
+        config: dict[str, Any] = {"Id": f"local-{index}", "QueueArn": tap_arn, "Events": n.events}
+        if rules:
+            config["Filter"] = {"Key": {"FilterRules": rules}}
+        by_bucket.setdefault(n.bucket, []).append(config)
+        out.notification_taps[index] = tap
+        out.created.append(f"s3 notification {n.bucket}/{n.prefix}* {','.join(n.events)} -> {n.function}")
+    for bucket, configs in by_bucket.items():
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configs})
 
     ssm = client("ssm")
     for p in topo.parameters:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from ..evaluation import Evaluation, RecordedResource
 
@@ -64,17 +65,82 @@ class MappingSpec:
 
 
 @dataclass
-class ApiSpec:
-    stage: str
-    path: str
+class RouteSpec:
+    """One method of the REST API: its resource path (a template), the function behind it, its request model."""
+
+    path: str                       # "/transactions/{transaction_id}/label"
     method: str
+    function: str                   # the proxy integration's function name
     api_key_required: bool
     schema: dict | None
     validate_body: bool
+    path_parameters: tuple[str, ...] = ()
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The path parameters when `path` (no stage, no query) is this route's, else None."""
+        want, got = self.path.strip("/").split("/"), path.strip("/").split("/")
+        if len(want) != len(got):
+            return None
+        params: dict[str, str] = {}
+        for w, g in zip(want, got):
+            if w.startswith("{") and w.endswith("}"):
+                if not g:
+                    return None
+                params[w[1:-1]] = unquote(g)
+            elif w != g:
+                return None
+        return params
+
+
+@dataclass
+class ApiSpec:
+    stage: str
+    routes: list[RouteSpec]
     rate: float
     burst: int
     key_name: str
     responses: dict[str, tuple[str, str]]
+
+    def route(self, function: str) -> RouteSpec:
+        return next(r for r in self.routes if r.function == function)
+
+    @property
+    def path(self) -> str:
+        """The first route's path (POST /transactions)."""
+        return self.routes[0].path
+
+
+@dataclass
+class NotificationSpec:
+    """An S3 event notification that invokes a function (asynchronously, as S3 does)."""
+
+    bucket: str
+    function: str
+    events: list[str]
+    prefix: str
+    suffix: str
+
+
+@dataclass
+class AsyncConfig:
+    """A function's asynchronous-invocation settings (FunctionEventInvokeConfig)."""
+
+    function: str
+    max_retries: int
+    max_event_age: int
+    on_failure_arn: str | None
+    on_success_arn: str | None
+
+
+@dataclass
+class ObjectSpec:
+    """An object the program uploads (aws.s3.BucketObjectv2)."""
+
+    bucket: str
+    key: str
+    source_path: str | None
+    content: str | None
+    content_type: str | None
 
 
 @dataclass
@@ -104,6 +170,9 @@ class Topology:
     functions: dict[str, FunctionSite]
     mappings: list[MappingSpec]
     api: ApiSpec | None
+    notifications: list[NotificationSpec] = field(default_factory=list)
+    async_configs: dict[str, AsyncConfig] = field(default_factory=dict)   # function name -> settings
+    objects: list[ObjectSpec] = field(default_factory=list)
 
     def function_by_arn(self, arn: str) -> FunctionSite:
         name = arn.split(":function:")[-1].split(":")[0]
@@ -159,9 +228,8 @@ def topology(ev: Evaluation) -> Topology:
     functions: dict[str, FunctionSite] = {}
     for f in ev.of_type("aws:lambda/function:Function"):
         i = f.inputs
-        component = ev.by_urn(f.parent)
         functions[i["name"]] = FunctionSite(
-            key=component.name.split("-")[-1], name=i["name"], arn=f.outputs["arn"], handler=i["handler"],
+            key=_function_key(ev, f), name=i["name"], arn=f.outputs["arn"], handler=i["handler"],
             environment=dict((i.get("environment") or {}).get("variables") or {}),
             timeout=_int(i.get("timeout"), 3), memory=_int(i.get("memorySize"), 128), policy=_policy_of(ev, f),
         )
@@ -211,31 +279,105 @@ def topology(ev: Evaluation) -> Topology:
         functions=functions,
         mappings=mappings,
         api=_api(ev),
+        notifications=_notifications(ev),
+        async_configs=_async_configs(ev),
+        objects=_objects(ev),
     )
+
+
+def _function_key(ev: Evaluation, function: RecordedResource) -> str:
+    """The program's key of a function ("label-ingest"): its component is named `<pipeline>-<key>`."""
+    component = ev.by_urn(function.parent)
+    pipeline = next(iter(ev.ancestors(component)), None)
+    if pipeline is not None and component.name.startswith(pipeline.name + "-"):
+        return component.name[len(pipeline.name) + 1:]
+    return component.name
+
+
+def _function_name(reference: str) -> str:
+    """A function name from a name, a function ARN or an API Gateway invoke ARN."""
+    if ":function:" in reference:
+        return reference.split(":function:")[-1].split("/")[0].split(":")[0]
+    return reference
+
+
+def _notifications(ev: Evaluation) -> list[NotificationSpec]:
+    out = []
+    for n in ev.of_type("aws:s3/bucketNotification:BucketNotification"):
+        for target in n.inputs.get("lambdaFunctions") or []:
+            out.append(NotificationSpec(
+                bucket=n.inputs["bucket"], function=_function_name(target["lambdaFunctionArn"]),
+                events=list(target.get("events") or []), prefix=target.get("filterPrefix") or "",
+                suffix=target.get("filterSuffix") or ""))
+    return out
+
+
+def _async_configs(ev: Evaluation) -> dict[str, AsyncConfig]:
+    out = {}
+    for c in ev.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"):
+        i = c.inputs
+        destinations = i.get("destinationConfig") or {}
+        name = _function_name(i["functionName"])
+        out[name] = AsyncConfig(
+            function=name, max_retries=_int(i.get("maximumRetryAttempts"), 2),
+            max_event_age=_int(i.get("maximumEventAgeInSeconds"), 21600),
+            on_failure_arn=(destinations.get("onFailure") or {}).get("destination"),
+            on_success_arn=(destinations.get("onSuccess") or {}).get("destination"))
+    return out
+
+
+def _objects(ev: Evaluation) -> list[ObjectSpec]:
+    out = []
+    for o in ev.of_type("aws:s3/bucketObjectv2:BucketObjectv2"):
+        i = o.inputs
+        source = i.get("source")
+        out.append(ObjectSpec(bucket=i["bucket"], key=i["key"], source_path=getattr(source, "path", None),
+                              content=i.get("content"), content_type=i.get("contentType")))
+    return out
+
+
+def _resource_path(resources: dict[str, RecordedResource], resource_id: str) -> str:
+    parts = []
+    while resource_id in resources:
+        resource = resources[resource_id]
+        parts.append(resource.inputs["pathPart"])
+        resource_id = resource.inputs["parentId"]
+    return "/" + "/".join(reversed(parts))
 
 
 def _api(ev: Evaluation) -> ApiSpec | None:
     methods = ev.of_type("aws:apigateway/method:Method")
     if not methods:
         return None
-    method = methods[0].inputs
-    resource = next(r for r in ev.of_type("aws:apigateway/resource:Resource") if r.outputs["id"] == method["resourceId"])
+    resources = {r.outputs["id"]: r for r in ev.of_type("aws:apigateway/resource:Resource")}
+    models = {m.inputs["name"]: json.loads(m.inputs["schema"]) for m in ev.of_type("aws:apigateway/model:Model")}
+    validators = {v.outputs["id"]: v.inputs for v in ev.of_type("aws:apigateway/requestValidator:RequestValidator")}
+    integrations = ev.of_type("aws:apigateway/integration:Integration")
+    routes = []
+    for m in methods:
+        method = m.inputs
+        integration = next(i.inputs for i in integrations if i.inputs["resourceId"] == method["resourceId"]
+                           and i.inputs["httpMethod"] == method["httpMethod"])
+        if integration.get("type") != "AWS_PROXY":
+            raise ValueError(f"method {m.name}: only Lambda proxy integrations are emulated")
+        model_name = (method.get("requestModels") or {}).get("application/json")
+        routes.append(RouteSpec(
+            path=_resource_path(resources, method["resourceId"]), method=method["httpMethod"],
+            function=_function_name(integration["uri"]), api_key_required=bool(method.get("apiKeyRequired")),
+            schema=models.get(model_name) if model_name else None,
+            validate_body=bool((validators.get(method.get("requestValidatorId")) or {}).get("validateRequestBody")),
+            path_parameters=tuple(k.split(".")[-1] for k in (method.get("requestParameters") or {})
+                                  if k.startswith("method.request.path.")),
+        ))
+    # the shortest path first: POST /transactions is `routes[0]`
+    routes.sort(key=lambda r: (r.path.count("/"), r.path))
     stage = ev.one("aws:apigateway/stage:Stage").inputs
-    model_name = (method.get("requestModels") or {}).get("application/json")
-    schema = None
-    for m in ev.of_type("aws:apigateway/model:Model"):
-        if m.inputs["name"] == model_name:
-            schema = json.loads(m.inputs["schema"])
-    validator_id = method.get("requestValidatorId")
-    validate_body = any(v.outputs["id"] == validator_id and v.inputs.get("validateRequestBody")
-                        for v in ev.of_type("aws:apigateway/requestValidator:RequestValidator"))
     plan = ev.one("aws:apigateway/usagePlan:UsagePlan").inputs
     responses = {r.inputs["responseType"]: (str(r.inputs.get("statusCode") or ""),
                                             (r.inputs.get("responseTemplates") or {}).get("application/json", ""))
                  for r in ev.of_type("aws:apigateway/response:Response")}
     return ApiSpec(
-        stage=stage["stageName"], path="/" + resource.inputs["pathPart"], method=method["httpMethod"],
-        api_key_required=bool(method.get("apiKeyRequired")), schema=schema, validate_body=validate_body,
+        stage=stage["stageName"], routes=routes,
         rate=float(plan["throttleSettings"]["rateLimit"]), burst=int(plan["throttleSettings"]["burstLimit"]),
         key_name=ev.one("aws:apigateway/apiKey:ApiKey").inputs["name"], responses=responses,
     )

@@ -1,34 +1,19 @@
-"""Generated card traffic: ordinary purchases with labelled fraud scenarios and malformed requests mixed in.
+"""Demo traffic: `fraud_pipeline.synthetic` rows as API/Kinesis requests, with malformed requests mixed in.
 
-Labels are the generator's truth (what an analyst would call fraud), not what
-the rules are expected to catch: a velocity burst of ordinary amounts is fraud
-the default rules alone approve, and the demo's recall says so.
+The transactions are the synthetic generator's (customers with habits, merchants,
+fraud scenarios, labels); this module only turns its `Labelled` rows into
+request bodies, alternates them between the HTTP API and Kinesis, and adds
+the malformed inputs. Labels are the generator's truth (what an analyst would
+call fraud), not what the rules or the model are expected to catch.
 """
 
 from __future__ import annotations
 
-import random
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-ORDINARY_MERCHANTS = ["Corner Cafe", "City Grocer", "Metro Transit", "Book Nook", "Fuel Stop", "Pharma Plus",
-                      "Cinema 8", "Hardware Hub", "Green Market", "Tech Outlet"]
-ORDINARY_LOCATIONS = ["New York, USA", "Chicago, USA", "Austin, USA", "London, UK", "Toronto, Canada",
-                      "Paris, France", "Berlin, Germany", "Seattle, USA"]
-HIGH_RISK_LOCATIONS = ["Lagos, Nigeria", "Tehran, Iran", "Abuja, Nigeria"]
-
-#: Scenario -> share of all valid transactions. The rest are ordinary purchases.
-#: Bursts draw 6-10 transactions each, so their share of transactions is several times their share of draws;
-#: in all, about 10 % of transactions are fraud.
-SCENARIOS = {
-    "card_testing_burst": 0.004,
-    "velocity_burst": 0.004,
-    "high_amount": 0.012,
-    "blocked_merchant": 0.01,
-    "high_risk_location": 0.012,
-    "location_mismatch": 0.01,
-    "odd_hour": 0.012,
-}
+from ..synthetic import Labelled, history
 
 #: Malformed inputs, each with what it breaks.
 MALFORMED = [
@@ -50,6 +35,7 @@ class Transaction:
     scenario: str
     fraud: bool
     via: str = "api"            # "api" or "kinesis"
+    timestamp: int = 0          # epoch ms (the generator's)
 
     @property
     def transaction_id(self) -> str:
@@ -82,63 +68,24 @@ class Traffic:
         yield from bad
 
 
-def _card(rng: random.Random) -> str:
-    """A 16-digit Luhn-valid test card number (so card-number detectors would see it as one)."""
-    digits = [4] + [rng.randrange(10) for _ in range(14)]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        d = d * 2 if i % 2 == 0 else d
-        total += d - 9 if d > 9 else d
-    return "".join(map(str, digits + [(10 - total % 10) % 10]))
+def body(row: Labelled) -> dict[str, Any]:
+    """The request a producer would send for a synthetic row (its time, hour and card; no label)."""
+    return {"transaction_id": row.transaction_id, "timestamp": row.timestamp, "amount": row.amount,
+            "currency": row.currency, "merchant": row.merchant, "card_number": row.card_number,
+            "location": row.location, "customer_id": row.customer_id, "hour": row.hour,
+            "location_mismatch": row.location_mismatch}
 
 
-def generate(count: int, seed: int = 7, malformed_share: float = 0.05) -> Traffic:
-    rng = random.Random(seed)
+def wrap(rows: list[Labelled], malformed_share: float = 0.05, kinesis_share: float = 0.5) -> Traffic:
+    """`rows` as traffic: every other one through the API (`kinesis_share` 0.5), malformed ones added."""
     traffic = Traffic()
-    n = 0
-
-    def add(scenario: str, fraud: bool, card: str, **fields: Any) -> None:
-        nonlocal n
-        n += 1
-        body = {"transaction_id": f"demo-{seed}-{n:05d}", "card_number": card,
-                "merchant": rng.choice(ORDINARY_MERCHANTS), "location": rng.choice(ORDINARY_LOCATIONS),
-                "amount": round(rng.uniform(4, 300), 2), "hour": rng.randint(8, 21), "currency": "USD", **fields}
-        traffic.card_numbers.add(card)
-        traffic.transactions.append(Transaction(body, scenario, fraud, "api" if n % 2 else "kinesis"))
-
-    while len(traffic.transactions) < count:
-        roll, acc = rng.random(), 0.0
-        scenario = "ordinary"
-        for name, share in SCENARIOS.items():
-            acc += share
-            if roll < acc:
-                scenario = name
-                break
-        card = _card(rng)
-        if scenario == "ordinary":
-            add("ordinary", False, card)
-        elif scenario == "card_testing_burst":
-            for _ in range(rng.randint(6, 9)):
-                add(scenario, True, card, amount=float(rng.randint(1, 9)), merchant="Online Gift Cards")
-        elif scenario == "velocity_burst":
-            for _ in range(rng.randint(7, 10)):
-                add(scenario, True, card, amount=round(rng.uniform(40, 400), 2))
-        elif scenario == "high_amount":
-            add(scenario, True, card, amount=round(rng.uniform(10500, 60000), 2),
-                **({"location": rng.choice(HIGH_RISK_LOCATIONS)} if rng.random() < 0.4 else {}))
-        elif scenario == "blocked_merchant":
-            add(scenario, True, card, merchant="Unknown Store", amount=round(rng.uniform(200, 3000), 2),
-                **({"hour": rng.choice([0, 1, 2, 3])} if rng.random() < 0.5 else {}))
-        elif scenario == "high_risk_location":
-            add(scenario, True, card, location=rng.choice(HIGH_RISK_LOCATIONS), amount=round(rng.uniform(300, 4000), 2),
-                hour=rng.choice([1, 2, 3, 14]))
-        elif scenario == "location_mismatch":
-            add(scenario, True, card, location_mismatch=True, amount=round(rng.uniform(5200, 9800), 2))
-        elif scenario == "odd_hour":
-            add(scenario, True, card, hour=rng.choice([0, 2, 3, 4, 23]), amount=round(rng.uniform(1500, 4800), 2),
-                location_mismatch=rng.random() < 0.5)
-    traffic.transactions = traffic.transactions[:count]
-    for i in range(max(1, int(count * malformed_share))):
+    every = round(1 / kinesis_share) if 0 < kinesis_share < 1 else 0
+    for n, row in enumerate(rows):
+        via = "kinesis" if kinesis_share >= 1 or (every and n % every == every - 1) else "api"
+        traffic.transactions.append(Transaction(body(row), row.scenario, row.is_fraud, via, row.timestamp))
+        traffic.card_numbers.add(row.card_number)
+    count = len(rows)
+    for i in range(max(1, int(count * malformed_share)) if malformed_share and count else 0):
         reason, make = MALFORMED[i % len(MALFORMED)]
         payload = make()
         # Only what a card number can be (12-19 digits) is scanned for later; "4111" would match any digit run.
@@ -146,3 +93,11 @@ def generate(count: int, seed: int = 7, malformed_share: float = 0.05) -> Traffi
             traffic.card_numbers.add(payload["card_number"])
         traffic.malformed.append(Malformed(payload, reason, "kinesis" if i % 4 == 3 and reason != "oversized" else "api"))
     return traffic
+
+
+def generate(count: int, seed: int = 7, malformed_share: float = 0.05) -> Traffic:
+    """`count` synthetic transactions of the last days (a week at the default size), ending at the last UTC midnight."""
+    per_day = max(20, -(-count // 7))
+    days = -(-count // per_day)
+    rows = history(days, per_day, seed=seed, start=dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days))
+    return wrap(rows[-count:], malformed_share)

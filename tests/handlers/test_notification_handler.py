@@ -183,3 +183,13 @@ def test_duplicate_is_recognised_even_without_the_old_item_in_the_error(aws, ctx
     # THEN the handler read the item to find the mark, and nothing was published again
     assert ("dynamodb", "GetItem") in calls.calls and ("sns", "PublishBatch") not in calls.calls
     assert len(aws.sns_notifications()) == 1
+
+
+def test_the_seeded_templates_parameter_is_valid_for_the_notification_handler():
+    # GIVEN the value the stack seeds /fraud-detection/<env>/notification-templates with
+    from fraud_pipeline.params import placeholders
+    from handlers.alerts import parse_templates
+
+    # WHEN the handler parses it THEN it is accepted (no fallback warning on every alert)
+    parsed = parse_templates(placeholders()["notification-templates"])
+    assert "{card}" in parsed["body"] and "{timestamp}" in parsed["body"]

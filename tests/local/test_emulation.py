@@ -87,11 +87,116 @@ def test_readme_examples_flow_through_the_whole_pipeline(em):
     assert [o["Key"].rsplit("/", 1)[1] for o in archive.get("Contents", [])] == ["readme-block.json"]
 
 
+def label(em, tid, body, key=None, method="POST"):
+    data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    request = urllib.request.Request(em.url(em.function("label").name, transaction_id=tid), data=data, method=method,
+                                     headers={"x-api-key": key if key is not None else em.api.api_key})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def items(em):
+    table = next(t.name for t in em.topo.tables if t.stream_view_type)
+    return {i["transaction_id"]["S"]: i for i in em.client("dynamodb").scan(TableName=table)["Items"]
+            if i.get("record_type", {}).get("S") == "transaction"}
+
+
+def features(em):
+    table = next(t.name for t in em.topo.tables if t.name.startswith("fraud-features"))
+    return {i["entity"]["S"]: i for i in em.client("dynamodb").scan(TableName=table)["Items"]}
+
+
+def test_functions_routes_and_triggers_are_the_programs(em):
+    assert {f.key for f in em.topo.functions.values()} == {
+        "api", "ingest", "detection", "notification", "review", "label", "label-ingest"}
+    assert [(r.method, r.path, r.function) for r in em.topo.api.routes] == [
+        ("POST", "/transactions", em.function("api").name),
+        ("POST", "/transactions/{transaction_id}/label", em.function("label").name)]
+    (notification,) = em.topo.notifications
+    assert (notification.function, notification.prefix) == (em.function("label-ingest").name, "labels/")
+    assert em.topo.async_configs[notification.function].max_retries == 2
+    assert any(t.name.startswith("fraud-features") and t.hash_key == "entity" for t in em.topo.tables)
+
+
+def test_a_label_posted_through_the_api_is_stored_and_updates_the_feature_items(em):
+    # GIVEN a stored, scored transaction
+    status, _ = post(em, {"amount": 42.0, "merchant": "Label Test Shop", "card_number": "4000 0000 0000 0002",
+                          "location": "Leeds, UK", "transaction_id": "t-label-1"})
+    assert status == 201 and em.drain(idle_seconds=1.0, timeout=60)
+    # WHEN the gateway checks key, route and the label model, then the label function records it
+    assert label(em, "t-label-1", {"label": "fraud", "source": "analyst"}, key="wrong")[0] == 403
+    assert label(em, "t-label-1", {"label": "fraud", "source": "analyst"}, method="PUT")[0] == 403
+    status, body = label(em, "t-label-1", {"label": "fraud", "source": "analyst", "labelled_at": 1})
+    assert (status, body["error"]) == (400, "Invalid request body")
+    assert label(em, "ghost-1", {"label": "fraud", "source": "analyst"})[0] == 404
+    status, body = label(em, "t-label-1", {"label": "fraud", "source": "chargeback", "note": "case 7"})
+    assert status == 201 and body["label"] == "fraud" and body["previous_label"] is None
+    assert label(em, "t-label-1", {"label": "fraud", "source": "chargeback"})[0] == 200
+    # THEN the item carries the label, and the card's and the merchant's feature items count it
+    item = items(em)["t-label-1"]
+    assert (item["label"]["S"], item["label_source"]["S"], int(item["labelled_at"]["N"])) == (
+        "fraud", "chargeback", body["labelled_at"])
+    feats = features(em)
+    card = next(f for k, f in feats.items() if k.startswith("card#") and "frauds" in f)
+    assert card["frauds"]["SS"] == [f"{body['labelled_at']}#t-label-1"]
+    merchant = feats["merchant#label test shop"]
+    assert sum(int(v["N"]) for a, v in merchant.items() if a.startswith("f_")) == 1
+
+
+def test_a_labels_csv_put_under_labels_is_ingested_and_bad_rows_quarantined(em):
+    # GIVEN two stored transactions
+    for tid in ("t-bulk-1", "t-bulk-2"):
+        assert post(em, {"amount": 12.5, "merchant": "Bulk Shop", "card_number": "4000 0000 0000 0010",
+                         "location": "Leeds, UK", "transaction_id": tid})[0] == 201
+    ts = int(items(em)["t-bulk-1"]["timestamp"]["N"])
+    # WHEN a chargeback CSV lands under labels/ (a good row with its date, a bad label, an unknown id, a bad date)
+    csv = ("transaction_id,label,source,labelled_at\n"
+           f"t-bulk-1,fraud,chargeback,{ts}\n"
+           "t-bulk-2,stolen,chargeback,\n"
+           "t-nobody,fraud,chargeback,\n"
+           f"t-bulk-2,fraud,chargeback,{ts - 60_000}\n")
+    em.client("s3").put_object(Bucket=em.archive_bucket, Key="labels/2026/chargebacks 1.csv", Body=csv.encode())
+    assert em.drain(idle_seconds=1.0, timeout=60)
+    # THEN label-ingest ran once on the S3 event, recorded the good row at its chargeback date
+    ingest = em.function("label-ingest").name
+    assert (em.host.invocations[ingest], em.host.errors[ingest]) == (1, 0)
+    stored = items(em)
+    assert (stored["t-bulk-1"]["label"]["S"], int(stored["t-bulk-1"]["labelled_at"]["N"])) == ("fraud", ts)
+    assert "label" not in stored["t-bulk-2"]
+    # AND quarantined the others by line, under rejected/labels/
+    body = em.client("s3").get_object(Bucket=em.archive_bucket, Key="rejected/labels/2026/chargebacks 1.csv.json")
+    document = json.loads(body["Body"].read())
+    assert document["source_key"] == "labels/2026/chargebacks 1.csv"
+    assert [(r["line"], r["reasons"][0]["field"]) for r in document["records"]] == [
+        (3, "label"), (4, "transaction_id"), (5, "labelled_at")]
+    failures = next(q for q in em.topo.queues if q.name.startswith("fraud-label-ingest-failures"))
+    assert em.queue_depth(failures.arn) == 0
+
+
+def test_the_shipped_model_is_uploaded_and_scores_detection(em):
+    # GIVEN the model parameter the program seeded, naming the object the program uploads
+    ssm = em.client("ssm")
+    param = em.function("detection").environment["MODEL_PARAM"]
+    key = ssm.get_parameter(Name=param, WithDecryption=True)["Parameter"]["Value"]
+    obj = em.client("s3").get_object(Bucket=em.archive_bucket, Key=key)
+    assert key.startswith("models/default-") and obj["ServerSideEncryption"] == "aws:kms"
+    version = json.loads(obj["Body"].read())["version"]
+    # THEN every decision the run made carries that model's version
+    scored = [i for i in items(em).values() if "decision" in i]
+    assert scored and {i["model_version"]["S"] for i in scored} == {version}
+
+
 def test_every_handler_call_is_allowed_by_its_generated_policy(em):
     report = em.privilege_report()
     assert report.denied == []
     assert any(c.action == "dynamodb:PutItem" for c in report.used[em.function("api").name])
-    assert any(c.action == "events:PutEvents" for c in report.used[em.function("detection").name])
+    detection = {c.action for c in report.used[em.function("detection").name]}
+    assert {"events:PutEvents", "s3:GetObject", "dynamodb:BatchGetItem", "ssm:GetParameter"} <= detection
+    assert {"dynamodb:UpdateItem", "events:PutEvents"} <= {c.action for c in report.used[em.function("label").name]}
+    assert {"s3:GetObject", "s3:PutObject"} <= {c.action for c in report.used[em.function("label-ingest").name]}
 
 
 def test_a_call_outside_the_policy_is_reported():

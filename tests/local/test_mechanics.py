@@ -123,3 +123,36 @@ def test_state_machine_catches_to_the_failure_state():
 @pytest.mark.parametrize("path, expected", [("$", {"a": {"b": [1, 2]}}), ("$.a.b[1]", 2)])
 def test_paths(path, expected):
     assert stepfunctions.read_path({"a": {"b": [1, 2]}}, path) == expected
+
+
+def test_an_s3_event_that_keeps_failing_is_retried_twice_then_sent_to_the_on_failure_queue():
+    from fraud_pipeline.local.mappings import BucketNotificationPoller
+    from fraud_pipeline.local.topology import AsyncConfig, NotificationSpec
+
+    class Failing:
+        calls = 0
+
+        def invoke(self, name, event):
+            Failing.calls += 1
+            raise RuntimeError("throttled")
+
+        def site(self, name):
+            return type("S", (), {"arn": "arn:aws:lambda:us-east-1:123456789012:function:f"})()
+
+    sqs = FakeSqs()
+    config = AsyncConfig("f", max_retries=2, max_event_age=3600, on_failure_arn="arn:fail", on_success_arn=None)
+    poller = BucketNotificationPoller(NotificationSpec("b", "f", ["s3:ObjectCreated:*"], "labels/", ""), config,
+                                      topo=None, host=Failing(), sqs=None, s3=None, tap_url="tap",
+                                      queue_urls={"arn:fail": "url"}, destination_sqs=sqs, retry_delays=(0, 0))
+    event = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"},
+                                                                   "object": {"key": "labels/a+b.csv", "size": 3}}}]}
+    poller._attempt(event, 0, __import__("time").time())
+    while poller.backlog:
+        for due in list(poller._retries):
+            poller._retries.remove(due)
+            poller._attempt(due[2], due[1], due[3])
+    assert Failing.calls == 3 and poller.stats.retries == 2
+    (record,) = sqs.sent
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestPayload"] == event and record["responsePayload"]["errorType"] == "RuntimeError"

@@ -4,9 +4,10 @@ Kept in its own module: moto's backends are process-wide, so this emulation
 runs after the shared one of test_emulation.py is closed.
 """
 
+import json
 import time
 
-from fraud_pipeline.evaluation import stack_config
+from fraud_pipeline.evaluation import REPO_ROOT, stack_config
 from fraud_pipeline.local import demo
 from fraud_pipeline.local.emulator import Emulator
 
@@ -30,13 +31,26 @@ def test_a_stack_setting_change_is_followed_without_edits():
 
 
 def test_demo_loses_nothing_and_leaks_no_card_number(capsys):
-    # GIVEN a small generated run WHEN the demo runs THEN it exits 0 and prints the evidence
-    assert demo.run("dev", transactions=60, seed=3, progress=False) == 0
+    # GIVEN a small synthetic run: a week of history, chargebacks, a final week of 100
+    # WHEN the demo runs THEN it exits 0 and prints the evidence
+    assert demo.run("dev", transactions=100, seed=3, progress=False, history_days=7) == 0
     out = capsys.readouterr().out
-    for heading in ("Traffic", "Pipeline", "Detection against the generator's labels", "Latency and throughput",
+    for heading in ("History (Kinesis put_records", "Labels (chargeback files", "Final week (", "Pipeline",
+                    "Detection on the final week against the generator's labels", "Latency and throughput",
                     "Least privilege", "Card-data hygiene"):
         assert heading in out
     assert "RESULT: OK" in out and "denied 0" in out
+    assert "quarantined (expected 2)" in out and "analyst (label API)" in out
+    model = json.loads((REPO_ROOT / "handlers" / "models" / "default.json").read_text())["version"]
+    assert f"model                {model} scored 100" in out
+
+
+def test_the_demo_history_ends_before_now_and_the_final_week_is_its_last_rows():
+    history, final = demo.plan(1000, seed=7)
+    assert len(final) == 1000 and history and history[-1].timestamp <= final[0].timestamp
+    assert final[-1].timestamp <= time.time() * 1000
+    assert (final[-1].timestamp - final[0].timestamp) / 86_400_000 > 6
+    assert (final[0].timestamp - history[0].timestamp) / 86_400_000 >= 20
 
 
 def test_a_poison_alert_is_redriven_to_the_dlq_after_its_visibility_timeout():
