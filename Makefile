@@ -44,7 +44,8 @@ MODEL_DATA ?= .cache/history-seed1.csv.gz
 model: $(STAMP)
 	mkdir -p $(dir $(MODEL_DATA))
 	$(PY) -m fraud_pipeline.synthetic --days 84 --per-day 10000 --seed 1 --quiet --out $(MODEL_DATA)
-	$(PY) -m fraud_pipeline.backtest train --transactions $(MODEL_DATA) --until 2026-03-01 --out handlers/models/default.json
+	$(PY) -m fraud_pipeline.backtest train --transactions $(MODEL_DATA) --until 2026-03-01 --out handlers/models/default.json \
+		--reproduce "make model (python -m fraud_pipeline.synthetic --days 84 --per-day 10000 --seed 1; python -m fraud_pipeline.backtest train --until 2026-03-01)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info .cache

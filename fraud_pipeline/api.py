@@ -182,6 +182,44 @@ class ApiFront(pulumi.ComponentResource):
     access_log_group_name: pulumi.Output[str]
     execution_arn: pulumi.Output[str]
 
+    def _post_route(self, name: str, prefix: str, resource: aws.apigateway.Resource, model_name: str,
+                    description: str, schema: dict[str, Any], invoke_arn: pulumi.Input[str],
+                    child: pulumi.ResourceOptions, path_parameters: Optional[dict[str, bool]] = None,
+                    ) -> tuple[aws.apigateway.Model, aws.apigateway.Method, aws.apigateway.Integration]:
+        """POST on `resource`: API key required, the body validated against `schema`, Lambda proxy to `invoke_arn`."""
+        model = aws.apigateway.Model(
+            f"{name}-{prefix}model",
+            rest_api=self.rest_api.id,
+            name=model_name,
+            content_type=JSON_CONTENT_TYPE,
+            description=description,
+            schema=json.dumps(schema),
+            opts=child,
+        )
+        method = aws.apigateway.Method(
+            f"{name}-{prefix}post",
+            rest_api=self.rest_api.id,
+            resource_id=resource.id,
+            http_method=HTTP_METHOD,
+            authorization="NONE",
+            api_key_required=True,
+            request_validator_id=self.validator.id,
+            request_models={JSON_CONTENT_TYPE: model.name},
+            request_parameters=path_parameters,
+            opts=child,
+        )
+        integration = aws.apigateway.Integration(
+            f"{name}-{prefix}integration",
+            rest_api=self.rest_api.id,
+            resource_id=resource.id,
+            http_method=method.http_method,
+            type="AWS_PROXY",
+            integration_http_method="POST",
+            uri=invoke_arn,
+            opts=child,
+        )
+        return model, method, integration
+
     def __init__(self, name: str, args: ApiFrontArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fraud-pipeline:index:ApiFront", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -218,36 +256,9 @@ class ApiFront(pulumi.ComponentResource):
             validate_request_parameters=True,
             opts=child,
         )
-        self.model = aws.apigateway.Model(
-            f"{name}-model",
-            rest_api=self.rest_api.id,
-            name=REQUEST_MODEL_NAME,
-            content_type=JSON_CONTENT_TYPE,
-            description="Transaction submitted to POST /transactions",
-            schema=json.dumps(schema),
-            opts=child,
-        )
-        self.method = aws.apigateway.Method(
-            f"{name}-post",
-            rest_api=self.rest_api.id,
-            resource_id=self.resource.id,
-            http_method=HTTP_METHOD,
-            authorization="NONE",
-            api_key_required=True,
-            request_validator_id=self.validator.id,
-            request_models={JSON_CONTENT_TYPE: self.model.name},
-            opts=child,
-        )
-        self.integration = aws.apigateway.Integration(
-            f"{name}-integration",
-            rest_api=self.rest_api.id,
-            resource_id=self.resource.id,
-            http_method=self.method.http_method,
-            type="AWS_PROXY",
-            integration_http_method="POST",
-            uri=args["handler_invoke_arn"],
-            opts=child,
-        )
+        self.model, self.method, self.integration = self._post_route(
+            name, "", self.resource, REQUEST_MODEL_NAME, "Transaction submitted to POST /transactions", schema,
+            args["handler_invoke_arn"], child)
 
         # --- POST /transactions/{transaction_id}/label ---------------------------
         self.transaction_resource = aws.apigateway.Resource(
@@ -264,37 +275,10 @@ class ApiFront(pulumi.ComponentResource):
             path_part=LABEL_PATH_PART,
             opts=child,
         )
-        self.label_model = aws.apigateway.Model(
-            f"{name}-label-model",
-            rest_api=self.rest_api.id,
-            name=LABEL_MODEL_NAME,
-            content_type=JSON_CONTENT_TYPE,
-            description="Label submitted to POST /transactions/{transaction_id}/label",
-            schema=json.dumps(label_schema),
-            opts=child,
-        )
-        self.label_method = aws.apigateway.Method(
-            f"{name}-label-post",
-            rest_api=self.rest_api.id,
-            resource_id=self.label_resource.id,
-            http_method=HTTP_METHOD,
-            authorization="NONE",
-            api_key_required=True,
-            request_validator_id=self.validator.id,
-            request_models={JSON_CONTENT_TYPE: self.label_model.name},
-            request_parameters={f"method.request.path.{LABEL_PATH_PARAMETER}": True},
-            opts=child,
-        )
-        self.label_integration = aws.apigateway.Integration(
-            f"{name}-label-integration",
-            rest_api=self.rest_api.id,
-            resource_id=self.label_resource.id,
-            http_method=self.label_method.http_method,
-            type="AWS_PROXY",
-            integration_http_method="POST",
-            uri=args["label_invoke_arn"],
-            opts=child,
-        )
+        self.label_model, self.label_method, self.label_integration = self._post_route(
+            name, "label-", self.label_resource, LABEL_MODEL_NAME,
+            "Label submitted to POST /transactions/{transaction_id}/label", label_schema, args["label_invoke_arn"],
+            child, path_parameters={f"method.request.path.{LABEL_PATH_PARAMETER}": True})
         self.gateway_responses = [
             aws.apigateway.Response(
                 f"{name}-response-{rtype.lower().replace('_', '-')}",

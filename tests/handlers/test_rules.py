@@ -49,7 +49,7 @@ def test_each_rule_fires_exactly_at_its_boundary(change, velocity, expected):
 
 def test_weights_and_decisions_follow_the_table():
     assert dict(DEFAULT.weights) == {"HIGH_AMOUNT": 50, "ELEVATED_AMOUNT": 25, "BLOCKED_MERCHANT": 60,
-                                     "HIGH_RISK_LOCATION": 30, "CARD_TESTING": 15, "ODD_HOUR": 10,
+                                     "HIGH_RISK_LOCATION": 10, "CARD_TESTING": 5, "ODD_HOUR": 10,
                                      "LOCATION_MISMATCH": 25, "VELOCITY": 30}
     assert [decision_of(s, DEFAULT) for s in (0, 39, 40, 69, 70, 100)] == [
         "approve", "approve", "review", "review", "block", "block"]
