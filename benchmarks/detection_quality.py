@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import tempfile
 from datetime import date
 from typing import Any
 
@@ -43,7 +45,7 @@ def _world(seed: int, days: int, per_day: int) -> tuple[Any, dict[str, str]]:
     from fraud_pipeline.backtest.data import read_transactions
 
     rows = synthetic.history(days, per_day, seed=seed, start=date(2026, 1, 5))
-    path = f"/tmp/detection-quality-{seed}-{days}-{per_day}.csv"
+    path = os.path.join(tempfile.gettempdir(), f"fraud-pipeline-detection-quality-{seed}-{days}-{per_day}.csv")
     synthetic.write_csv(rows, path)
     return read_transactions(path), {r.transaction_id: r.scenario for r in rows}
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import gc
 import io
 import json
+import os
+import tempfile
 import time
 from datetime import date
 from typing import Any
@@ -43,7 +45,7 @@ def _history(days: int, per_day: int, seed: int) -> Any:
 
     buffer = io.StringIO()
     synthetic.write_csv(synthetic.history(days, per_day, seed=seed, start=date(2026, 1, 5)), buffer)
-    path = f"/tmp/replay-speed-{seed}-{days}-{per_day}.csv"
+    path = os.path.join(tempfile.gettempdir(), f"fraud-pipeline-replay-speed-{seed}-{days}-{per_day}.csv")
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(buffer.getvalue())
     return read_transactions(path), path
