@@ -66,7 +66,8 @@ def run(quick: bool = False, transactions: int = TRANSACTIONS, stack: str = "dev
             em._thread.join(timeout=10)
         settled = em.drain(idle_seconds=2.5, timeout=300)
         finished = time.time()
-        report = demo.evaluate_run(em, traffic, outcome, started, finished)
+        report = demo.evaluate_run(em, demo.Run(history=[], final=traffic, outcome=outcome, drops=[], seed=seed),
+                                   started, finished)
 
         table = next(t.name for t in em.topo.tables if t.stream_view_type)
         scored_at: dict[str, float] = {}
