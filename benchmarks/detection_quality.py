@@ -29,7 +29,8 @@ from typing import Any
 
 from .common import Result, main as cli_main, progress
 
-DAYS, PER_DAY = 70, 10_000
+#: The shipped model's own history (`make model`): seed A's test week is a later week of the world it learned.
+DAYS, PER_DAY = 84, 10_000
 SEED_A, SEED_B = 1, 2
 TRAIN_UNTIL = "2026-03-01"
 TEST_FROM, TEST_UNTIL = "2026-03-09", "2026-03-15"
@@ -132,7 +133,7 @@ def run(quick: bool = False) -> Result:
     for seed in (SEED_A, SEED_B):
         for name, label in (("model", "model + rules"), ("rules", "rules only (baseline)")):
             f = found[f"seed {seed}"][name]
-            rows.append([f"seed {seed}{' (trained on)' if seed == SEED_A else ' (unseen world)'}", label,
+            rows.append([f"seed {seed}{' (its later weeks)' if seed == SEED_A else ' (unseen world)'}", label,
                          f["transactions"], f["frauds"], f["alerts"], v(f["average_precision"]), v(f["precision"]),
                          v(f["recall"]), v(f["alert_rate"])])
             scenario_names += [s for s in f["scenarios"] if s not in scenario_names]
