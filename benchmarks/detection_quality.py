@@ -20,14 +20,14 @@ model is fitted to 10,000 a day), figures not measurements.
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import tempfile
 from datetime import date
 from typing import Any
 
-from .common import Result, main as cli_main, progress
+from .common import Result, progress
+from .common import main as cli_main
 
 #: The shipped model's own history (`make model`): seed A's test week is a later week of the world it learned.
 DAYS, PER_DAY = 84, 10_000

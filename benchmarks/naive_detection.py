@@ -24,12 +24,11 @@ import os
 import time
 from typing import Any
 
-from handlers import dynamo
+from handlers import dynamo, model_store
 from handlers.alerts import decision_record
 from handlers.clients import client, env
-from handlers.jsonutil import dumps
-from handlers import model_store
 from handlers.features import CardState, MerchantState, card_entity, merchant_entity
+from handlers.jsonutil import dumps
 from handlers.rules import load_rules
 from handlers.scoring import Scorer
 

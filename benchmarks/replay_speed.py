@@ -28,7 +28,8 @@ import time
 from datetime import date
 from typing import Any
 
-from .common import Result, main as cli_main, progress
+from .common import Result, progress
+from .common import main as cli_main
 
 DAYS, PER_DAY, SEED = 30, 10_000, 11
 SAMPLE = 20_000
@@ -56,7 +57,13 @@ def run(quick: bool = False, days: int = DAYS, per_day: int = PER_DAY, repeat: i
     from fraud_pipeline.backtest.__main__ import default_model_path
     from fraud_pipeline.backtest.replay import replay
     from fraud_pipeline.backtest.train import train
-    from handlers.features import DAY_MS, CardState, MerchantState, card_entity, merchant_entity
+    from handlers.features import (
+        DAY_MS,
+        CardState,
+        MerchantState,
+        card_entity,
+        merchant_entity,
+    )
     from handlers.model import load_model
     from handlers.rules import Rules
     from handlers.scoring import Scorer

@@ -54,5 +54,5 @@ class Namer:
         return f"/aws/{service_path}/{self.name(base)}"
 
     def parameter(self, leaf: str) -> str:
-        """SSM parameter path of this environment (DESIGN: `/fraud-detection/<env>/<leaf>`)."""
+        """SSM parameter path of this environment (`/fraud-detection/<env>/<leaf>`, the path operators and the handlers use)."""
         return f"/fraud-detection/{self.environment}/{leaf}"

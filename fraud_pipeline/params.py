@@ -73,7 +73,7 @@ class PipelineParametersArgs(TypedDict):
     environment: str
     """Environment name: parameters live under `/fraud-detection/<env>/`."""
     environment_suffix: str
-    """Suffix of physical names (unused in parameter paths, which DESIGN fixes)."""
+    """Suffix of physical names (unused in parameter paths, which are fixed: `/fraud-detection/<env>/`)."""
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key encrypting every SecureString."""
     model: NotRequired[str]

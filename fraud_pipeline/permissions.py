@@ -47,7 +47,7 @@ class PipelineArns:
 
     @property
     def sagemaker_endpoints(self) -> str:
-        """The only endpoints the ML blend may call: DESIGN names them `fraud-<env>-*`."""
+        """The only endpoints the ML blend may call: they are named `fraud-<env>-*` (docs/handlers.md)."""
         return f"arn:aws:sagemaker:{self.region}:{self.account}:endpoint/fraud-{self.environment}-*"
 
 

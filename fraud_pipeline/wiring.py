@@ -1,6 +1,6 @@
 """Which function runs which handler, with which settings and environment variables.
 
-Pure data derived from the settings, so the handler contract of DESIGN.md is
+Pure data derived from the settings, so the handler contract (docs/handlers.md) is
 stated once and checked by tests without mocks; `pipeline.py` only turns it
 into resources.
 """
@@ -13,7 +13,7 @@ from typing import Mapping
 
 from .settings import PipelineSettings
 
-#: DESIGN's handler contract: environment variable -> the functions that receive it.
+#: The handler contract: environment variable -> the functions that receive it.
 CONTRACT: dict[str, tuple[str, ...]] = {
     "TABLE_NAME": ("api", "ingest", "detection", "notification", "review", "label", "label-ingest"),
     "FEATURES_TABLE_NAME": ("detection", "review", "label", "label-ingest"),

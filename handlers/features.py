@@ -32,15 +32,16 @@ from __future__ import annotations
 
 import math
 import zlib
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from itertools import repeat
 from operator import mul
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from .rules import normalise_name
 
@@ -129,12 +130,12 @@ def cents(amount: Any) -> int:
 @lru_cache(maxsize=4096)
 def day_name(day: int) -> str:
     """``YYYYMMDD`` of a day index (epoch ms // DAY_MS)."""
-    return datetime.fromtimestamp(day * 86_400, tz=timezone.utc).strftime("%Y%m%d")
+    return datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y%m%d")
 
 
 @lru_cache(maxsize=4096)
 def day_of_name(name: str) -> int:
-    return int(datetime.strptime(name, "%Y%m%d").replace(tzinfo=timezone.utc).timestamp()) // 86_400
+    return int(datetime.strptime(name, "%Y%m%d").replace(tzinfo=UTC).timestamp()) // 86_400
 
 
 def merchant_hash(txn: Mapping[str, Any]) -> int:
@@ -162,7 +163,7 @@ class CardState:
     stored: dict[int, set[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any] | None) -> "CardState":
+    def from_item(cls, item: Mapping[str, Any] | None) -> CardState:
         state = cls()
         if not item:
             return state
@@ -363,21 +364,10 @@ class CardState:
         if not by_period:
             return None
         newest = max(by_period)
-        stale = sorted(p for p in self.stored if p <= newest - PERIODS_KEPT and p not in by_period)
-        names: dict[str, str] = {"#x": "expires_at"}
-        values: dict[str, Any] = {":x": {"N": str((max(item[0] for item in new) + EXPIRY_DAYS * DAY_MS) // 1000)}}
-        adds = []
-        for i, (period, entries) in enumerate(sorted(by_period.items())):
-            names[f"#a{i}"] = f"t_{period}"
-            values[f":a{i}"] = {"SS": sorted(entries)}
-            adds.append(f"#a{i} :a{i}")
-        expression = "ADD " + ", ".join(adds) + " SET #x = :x"
-        if stale:
-            for i, period in enumerate(stale):
-                names[f"#r{i}"] = f"t_{period}"
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(stale)))
-        return {"Update": {"TableName": table, "Key": {"entity": {"S": entity}}, "UpdateExpression": expression,
-                           "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
+        stale = [f"t_{p}" for p in sorted(self.stored) if p <= newest - PERIODS_KEPT and p not in by_period]
+        expires = (max(item[0] for item in new) + EXPIRY_DAYS * DAY_MS) // 1000
+        return _add_update(table, entity, {f"t_{p}": {"SS": sorted(e)} for p, e in sorted(by_period.items())},
+                           stale, expires)
 
 
 #: Card features without any history in the last 30 days (`_NO_CARD_HISTORY`: without any at all).
@@ -405,7 +395,7 @@ class MerchantState:
     f: dict[int, int] = field(default_factory=dict)  # day index -> fraud labels confirmed that day
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any] | None) -> "MerchantState":
+    def from_item(cls, item: Mapping[str, Any] | None) -> MerchantState:
         state = cls()
         for name, value in (item or {}).items():
             if len(name) == 10 and name[1] == "_" and name[0] in "nf" and name[2:].isdigit():
@@ -485,23 +475,11 @@ class MerchantState:
         if not counts:
             return None
         # Relative to the newest day counted, not the clock: a replay of old traffic keeps its window.
-        oldest = max(max(counts), *self.n, *self.f) - MERCHANT_DAYS_KEPT if (self.n or self.f) else max(counts) - MERCHANT_DAYS_KEPT
-        names: dict[str, str] = {"#x": "expires_at"}
-        values: dict[str, Any] = {":x": {"N": str(now_ms // 1000 + EXPIRY_DAYS * 86_400)}}
-        adds = []
-        for i, (day, count) in enumerate(sorted(counts.items())):
-            names[f"#a{i}"] = f"n_{day_name(day)}"
-            values[f":a{i}"] = {"N": str(count)}
-            adds.append(f"#a{i} :a{i}")
-        expression = "ADD " + ", ".join(adds) + " SET #x = :x"
+        oldest = max(counts.keys() | self.n.keys() | self.f.keys()) - MERCHANT_DAYS_KEPT
+        adds = {f"n_{day_name(d)}": {"N": str(c)} for d, c in sorted(counts.items())}
         stale = sorted({f"{k}_{day_name(d)}" for k, counter in (("n", self.n), ("f", self.f))
-                        for d in counter if d < oldest} - set(names.values()))
-        if stale:
-            for i, attribute in enumerate(stale):
-                names[f"#r{i}"] = attribute
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(stale)))
-        return {"Update": {"TableName": table, "Key": {"entity": {"S": entity}}, "UpdateExpression": expression,
-                           "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
+                        for d in counter if d < oldest} - adds.keys())
+        return _add_update(table, entity, adds, stale, now_ms // 1000 + EXPIRY_DAYS * 86_400)
 
 
 _ZEROS = repeat(0)
@@ -511,6 +489,25 @@ _NO_MERCHANT_HISTORY: Mapping[str, float] = MappingProxyType({
     "merchant_surge_z_1d": 0.0, "merchant_days_seen_30d": 0, "merchant_frauds_7d": 0.0, "merchant_frauds_30d": 0.0,
     "merchant_fraud_rate_7d": 0.0, "merchant_fraud_rate_30d": 0.0,
 })
+
+
+def _add_update(table: str, entity: str, adds: Mapping[str, Any], removes: list[str],
+                expires_at: int) -> dict[str, Any]:
+    """A TransactWriteItems Update of one feature item: ADD `adds`, SET expires_at, REMOVE `removes`.
+
+    (DynamoDB refuses a path used twice in one expression, so `removes` never names an added attribute.)
+    """
+    names: dict[str, str] = {"#x": "expires_at"}
+    values: dict[str, Any] = {":x": {"N": str(expires_at)}}
+    for i, (attribute, value) in enumerate(adds.items()):
+        names[f"#a{i}"] = attribute
+        values[f":a{i}"] = value
+    expression = "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(adds))) + " SET #x = :x"
+    if removes:
+        names.update({f"#r{i}": attribute for i, attribute in enumerate(removes)})
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+    return {"Update": {"TableName": table, "Key": {"entity": {"S": entity}}, "UpdateExpression": expression,
+                       "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
 
 
 # --------------------------------------------------------------------------- labels

@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -373,7 +373,7 @@ def _queue_alerts(flagged: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def archive_key(record: dict[str, Any]) -> str:
-    day = datetime.fromtimestamp(int(record["timestamp"]) / 1000, tz=timezone.utc)
+    day = datetime.fromtimestamp(int(record["timestamp"]) / 1000, tz=UTC)
     return f"high-risk/{day:%Y/%m/%d}/{record['transaction_id']}.json"
 
 

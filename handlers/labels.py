@@ -45,7 +45,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -154,7 +154,7 @@ def check_labelled_at(value: Any, now_ms: int) -> tuple[int | None, str | None]:
             if parsed.tzinfo is not None and parsed.utcoffset() != timedelta(0):
                 return None, LABELLED_AT_FORMAT
             try:
-                millis = int(parsed.replace(tzinfo=timezone.utc).timestamp() * 1000)
+                millis = int(parsed.replace(tzinfo=UTC).timestamp() * 1000)
             except (OverflowError, ValueError, OSError):
                 return None, LABELLED_AT_FORMAT
     else:

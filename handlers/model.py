@@ -39,9 +39,10 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Mapping
+from typing import Any
 
 from .features import FEATURE_NAMES
 

@@ -24,12 +24,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from .features import CardState, MerchantState, cents, merchant_hash, transaction_features
+from .features import (
+    CardState,
+    MerchantState,
+    cents,
+    merchant_hash,
+    transaction_features,
+)
 from .model import Scorecard, model_score, risk_of_score
-from .rules import Assessment, Rules, blend, decision_of, normalise_name, rule_hits, score_of
+from .rules import (
+    Assessment,
+    Rules,
+    blend,
+    decision_of,
+    normalise_name,
+    rule_hits,
+    score_of,
+)
 
 ALLOWLISTED = "ALLOWLISTED_CARD"
 MODEL_RISK = "MODEL_RISK"

@@ -22,12 +22,12 @@ import hashlib
 import io
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, TextIO
 
 REQUIRED = ("transaction_id", "timestamp", "amount")
-MAX_AMOUNT = Decimal("1000000")
+MAX_AMOUNT = Decimal(1000000)
 CENT = Decimal("0.01")
 _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n"}
@@ -79,7 +79,7 @@ def parse_timestamp(raw: str) -> int:
     except ValueError:
         raise ValueError("must be epoch milliseconds or ISO 8601") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
 
 
@@ -182,7 +182,7 @@ def read_transactions(path: str) -> Dataset:
 def day_start_ms(text: str) -> int:
     """Midnight UTC of YYYY-MM-DD, epoch ms."""
     try:
-        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise SystemExit(f"dates are YYYY-MM-DD, got {text!r}") from None
     return int(day.timestamp() * 1000)

@@ -11,10 +11,18 @@ features table.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
-from handlers.features import DAY_MS, MERCHANT_DAYS_KEPT, CardState, MerchantState, card_entity, merchant_entity
+from handlers.features import (
+    DAY_MS,
+    MERCHANT_DAYS_KEPT,
+    CardState,
+    MerchantState,
+    card_entity,
+    merchant_entity,
+)
 from handlers.rules import Assessment
 from handlers.scoring import Scorer
 

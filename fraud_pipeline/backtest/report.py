@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from handlers.scoring import reason_code
 
@@ -54,7 +55,7 @@ def figures(rows: Sequence[Row]) -> dict[str, Any]:
     for r in rows:
         for code in {reason_code(x) for x in r.reasons}:
             per_reason[code].append(r)
-        per_day[datetime.fromtimestamp(r.timestamp / 1000, tz=timezone.utc).strftime("%Y-%m-%d")].append(r)
+        per_day[datetime.fromtimestamp(r.timestamp / 1000, tz=UTC).strftime("%Y-%m-%d")].append(r)
     reasons = {}
     for code, hits in sorted(per_reason.items()):
         known = [r for r in hits if r.fraud is not None]
@@ -113,8 +114,7 @@ def write_report(directory: str, rows: Sequence[Row], title: str, extra: dict[st
     md = os.path.join(directory, "report.md")
     with open(md, "w", encoding="utf-8") as handle:
         handle.write(markdown(result, title))
-        for key, value in (extra or {}).items():
-            handle.write(f"\n## {key}\n\n```\n{json.dumps(value, indent=1, default=str)}\n```\n")
+        handle.writelines(f"\n## {key}\n\n```\n{json.dumps(value, indent=1, default=str)}\n```\n" for key, value in (extra or {}).items())
     written.append(md)
     js = os.path.join(directory, "report.json")
     with open(js, "w", encoding="utf-8") as handle:

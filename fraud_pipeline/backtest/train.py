@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from handlers.features import DAY_MS, FEATURE_NAMES
@@ -69,7 +69,7 @@ MODEL_FEATURES = tuple(name for name in FEATURE_NAMES if name not in NOT_MODELLE
 
 
 def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def collect(transactions: list[dict[str, Any]], labels: dict[str, bool], scorer: Scorer, *, until_ms: int,
@@ -331,12 +331,12 @@ def train(transactions: list[dict[str, Any]], labels: dict[str, bool], scorer: S
         "interactions": interactions,
         "thresholds": {"review": round(review, 6), "block": round(block, 6)},
         "card": {
-            "trained_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "data_period": {"first_transaction": _utc(int(min(t["timestamp"] for t in transactions))),
                             "until": _utc(until_ms - 1), "learned_from": f"{_utc(max(first, warm))} .. {_utc(last)}"},
             "label_delay_days": label_delay_days,
             "transactions_replayed": sum(1 for t in transactions if t["timestamp"] < until_ms),
-            "labelled_transactions": int(len(y)), "frauds": int(y.sum()),
+            "labelled_transactions": len(y), "frauds": int(y.sum()),
             "fraud_rate": round(float(y.mean()), 6),
             "features": [t["name"] for t in terms],
             "model": f"scorecard with pairwise terms: supervised bins (tree, <= {MAX_LEAVES} per feature), "

@@ -39,7 +39,7 @@ class Requirements:
 
 STRICTEST = Requirements()
 
-#: DESIGN.md "Stack settings": tracing and PITR off in dev only; dev is fully destroyable;
+#: Per-environment requirements: tracing and PITR off in dev only; dev is fully destroyable;
 #: Kinesis retention >= 168 h and no data tracing in prod.
 BY_ENVIRONMENT: dict[str, Requirements] = {
     "dev": Requirements("dev", tracing=False, pitr=False, deletion_protection=False,

@@ -13,9 +13,9 @@ import dataclasses
 import json
 from datetime import date
 
-from handlers import clients, fraud_detection, stream_ingest
 from fraud_pipeline import synthetic
 from fraud_pipeline.backtest.__main__ import main as backtest
+from handlers import clients, fraud_detection, stream_ingest
 
 #: A scorecard over card and merchant features, so state (not just the transaction) decides.
 MODEL = {"format": "fraud-pipeline-scorecard", "format_version": 1, "version": "equivalence", "intercept": -4.0,

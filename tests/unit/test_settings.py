@@ -23,7 +23,7 @@ def problems_of(stack: str, values: dict) -> list[str]:
 
 
 def test_design_values_per_environment():
-    # GIVEN the three stack files WHEN they are loaded THEN DESIGN.md's required values hold
+    # GIVEN the three stack files WHEN they are loaded THEN each environment's required values hold
     expected = {
         "dev": ("us-east-1", 1, 512, 5, 5, 10, 7, False, False),
         "staging": ("us-west-2", 2, 1024, 10, 10, 5, 14, True, True),
