@@ -101,6 +101,8 @@ API_ENDPOINT_TYPE = "REGIONAL"
 API_EXECUTION_LOG_LEVEL = "ERROR"
 #: Full request/response logging would write card numbers to CloudWatch; never on.
 API_DATA_TRACE = False
+#: Where the WAF's common rule set blocks (staging, prod), its SizeRestrictions_BODY rule makes 8 KB the
+#: effective ceiling (answered 403 by the WAF); the largest valid body is about 6 KB (tests/unit/test_api.py).
 API_MAX_BODY_BYTES = 64 * 1024
 API_ACCESS_LOG_FORMAT = (
     '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
@@ -112,10 +114,35 @@ API_ACCESS_LOG_FORMAT = (
 )
 
 # --- WAF --------------------------------------------------------------------
-WAF_MANAGED_RULE_GROUP = ("AWS", "AWSManagedRulesCommonRuleSet")
-#: Count mode first: the common rule set can block legitimate JSON bodies, so a
-#: team watches its matches before switching it to block.
-WAF_MANAGED_RULES_COUNT_ONLY = True
+#: The AWS managed rule groups the web ACL runs, in evaluation order (cheapest, most certain first):
+#: IP reputation (known bad sources), known bad inputs (Log4j, exploit payloads), the common rule set.
+#: Each blocks unless the stack lists it in `wafCountModeRuleGroups` (count mode, to watch matches first).
+WAF_MANAGED_RULE_VENDOR = "AWS"
+WAF_MANAGED_RULE_GROUPS = (
+    "AWSManagedRulesAmazonIpReputationList",
+    "AWSManagedRulesKnownBadInputsRuleSet",
+    "AWSManagedRulesCommonRuleSet",
+)
+#: The header API Gateway reads the API key from: the WAF's per-client rate limit is keyed on it,
+#: and it is redacted from WAF logs (a logged key is a usable key).
+API_KEY_HEADER = "x-api-key"
+#: WAF delivers logs to CloudWatch Logs only into groups whose name starts with this.
+WAF_LOG_GROUP_PREFIX = "aws-waf-logs-"
+
+# --- audit trail and replication ---------------------------------------------
+#: The archive's access trail records object-level reads and writes (data events), not management events:
+#: an account or organisation trail already records those, and a second copy would be billed twice.
+TRAIL_INCLUDE_MANAGEMENT_EVENTS = False
+TRAIL_LOG_FILE_VALIDATION = True
+#: Replicas are evidence kept for a regional disaster: read rarely, kept long.
+ARCHIVE_REPLICA_STORAGE_CLASS = "STANDARD_IA"
+
+# --- code signing -------------------------------------------------------------
+SIGNER_PLATFORM_ID = "AWSLambda-SHA384-ECDSA"
+#: How long a signature stays valid; re-signing happens at every code change anyway.
+SIGNATURE_VALIDITY_MONTHS = 135
+#: A function whose code is not signed by the profile fails to deploy (not just a warning).
+CODE_SIGNING_UNTRUSTED_ARTIFACT_ACTION = "Enforce"
 
 # --- Step Functions ---------------------------------------------------------
 WORKFLOW_TASK_RETRY = {
@@ -153,11 +180,11 @@ ALARM_MISSING_DATA = "notBreaching"
 STAR_ONLY_ACTIONS: dict[str, str] = {
     "xray:PutTraceSegments": "X-Ray writes have no resource type; granted only where tracing is on.",
     "xray:PutTelemetryRecords": "X-Ray writes have no resource type; granted only where tracing is on.",
-    "ec2:CreateNetworkInterface": "Lambda creates its VPC ENIs with the execution role; granted only to the VPC function.",
-    "ec2:DescribeNetworkInterfaces": "Describe calls have no resource-level permissions; VPC function only.",
-    "ec2:DeleteNetworkInterface": "Lambda removes its VPC ENIs with the execution role; VPC function only.",
-    "ec2:AssignPrivateIpAddresses": "Part of Lambda's VPC ENI management; VPC function only.",
-    "ec2:UnassignPrivateIpAddresses": "Part of Lambda's VPC ENI management; VPC function only.",
+    "ec2:CreateNetworkInterface": "Lambda creates its VPC ENIs with the execution role; granted only to functions in the VPC.",
+    "ec2:DescribeNetworkInterfaces": "Describe calls have no resource-level permissions; functions in the VPC only.",
+    "ec2:DeleteNetworkInterface": "Lambda removes its VPC ENIs with the execution role; functions in the VPC only.",
+    "ec2:AssignPrivateIpAddresses": "Part of Lambda's VPC ENI management; functions in the VPC only.",
+    "ec2:UnassignPrivateIpAddresses": "Part of Lambda's VPC ENI management; functions in the VPC only.",
     "kinesis:ListStreams": "Listing streams has no resource-level permissions; the Kinesis event source mapping calls it.",
     "dynamodb:ListStreams": "Listing streams has no resource-level permissions; the DynamoDB stream mapping calls it.",
     "cloudwatch:PutMetricData": "Metrics have no resource type. Granted to no function today: Powertools Metrics writes EMF through the log group.",

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .defaults import WAF_MANAGED_RULE_GROUPS
+
 #: The project's config namespace (`fraud-pipeline:<key>` in a stack file).
 NAMESPACE = "fraud-pipeline"
 
@@ -38,6 +40,12 @@ _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 LISTS_PARAMETER_MAX_BYTES = 4096
 #: A card token as handlers/tokenise.py makes it: HMAC-SHA256, lowercase hex.
 _CARD_TOKEN = re.compile(r"^[0-9a-f]{64}$")
+#: An HTTPS endpoint SNS can deliver to (a paging webhook); plain HTTP would carry alarms in clear.
+_HTTPS_URL = re.compile(r"^https://[^\s/$.?#][^\s]*$")
+_REGION_OR_EMPTY = re.compile(r"^$|^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_WAF_RULE_GROUP = re.compile("^(" + "|".join(WAF_MANAGED_RULE_GROUPS) + ")$")
+#: WAF rate-based rules count requests over this window (seconds); the limit is per window.
+WAF_RATE_WINDOW_SECONDS = 300
 
 
 class SettingsError(ValueError):
@@ -111,7 +119,7 @@ class PipelineSettings:
     # --- network -----------------------------------------------------------
     network_enabled: bool = _setting(
         True, "networkEnabled", "bool",
-        "Run the detection function in a private VPC with endpoints (no NAT). Dev may turn it off to save endpoint cost.",
+        "Run every function in a private VPC with endpoints and no route out (no NAT). Dev may turn it off to save endpoint cost.",
     )
 
     # --- ingest stream -----------------------------------------------------
@@ -145,14 +153,15 @@ class PipelineSettings:
     dynamodb_target_utilization_percent: int = _setting(70, "dynamodbTargetUtilizationPercent", "%", "Auto-scaling target utilisation.", minimum=20, maximum=90)
     point_in_time_recovery: bool = _setting(False, "pointInTimeRecovery", "bool", "DynamoDB point-in-time recovery on both tables.")
     deletion_protection: bool = _setting(False, "deletionProtection", "bool", "Protect tables from deletion and keep a non-empty archive bucket; off makes every resource destroyable.")
-    transaction_ttl_days: int = _setting(90, "transactionTtlDays", "days", "Days a transaction item lives before DynamoDB's TTL removes it.", minimum=1, maximum=3650)
+    transaction_retention_days: int = _setting(540, "transactionRetentionDays", "days", "Days a transaction item lives before DynamoDB's TTL removes it (0 = never expire); passed to every function that writes transactions as TRANSACTION_RETENTION_DAYS. Card-scheme dispute windows reach 540 days.", minimum=0, maximum=3650)
 
     # --- API ---------------------------------------------------------------
     api_throttle_rate: int = _setting(1000, "apiThrottleRate", "requests/s", "Usage-plan and stage steady-state rate.", minimum=1, maximum=10000)
     api_throttle_burst: int = _setting(1000, "apiThrottleBurst", "requests", "Usage-plan and stage burst.", minimum=1, maximum=5000)
     api_quota_limit: int = _setting(1000000, "apiQuotaLimit", "requests/period", "Usage-plan quota per API key.", minimum=1, maximum=2000000000)
     api_quota_period: str = _setting("DAY", "apiQuotaPeriod", "period", "Usage-plan quota period.", choices=("DAY", "WEEK", "MONTH"))
-    waf_rate_limit: int = _setting(2000, "wafRateLimit", "requests/5 min/IP", "WAF rate-based rule: requests one IP may make in any 5 minutes.", minimum=10, maximum=2000000000)
+    waf_rate_limit: int = _setting(2000, "wafRateLimit", "requests/5 min/IP", "WAF rate-based rule for requests without an `x-api-key` header: requests one IP may make in any 5 minutes. Keyed requests are limited per API key at the usage plan's rate (apiThrottleRate x 300).", minimum=10, maximum=2000000000)
+    waf_count_mode_rule_groups: tuple[str, ...] = _setting((), "wafCountModeRuleGroups", "list of rule-group names", "AWS managed WAF rule groups that only count matches instead of blocking (all block by default; dev may count to watch false positives).", item_pattern=_WAF_RULE_GROUP, rule="names among " + ", ".join(WAF_MANAGED_RULE_GROUPS))
 
     # --- alert queue -------------------------------------------------------
     alert_visibility_timeout_seconds: int = _setting(360, "alertVisibilityTimeoutSeconds", "seconds", "Alert queue visibility timeout (at least 6 x the notification timeout).", minimum=0, maximum=43200)
@@ -163,13 +172,22 @@ class PipelineSettings:
     # --- alerts ------------------------------------------------------------
     alert_email_subscribers: tuple[str, ...] = _setting((), "alertEmailSubscribers", "list of e-mail addresses", "E-mail subscriptions of the fraud-alert topic.", item_pattern=_EMAIL, rule="e-mail addresses")
     alert_sms_subscribers: tuple[str, ...] = _setting((), "alertSmsSubscribers", "list of E.164 numbers", "SMS subscriptions of the fraud-alert topic (blocks only).", item_pattern=_E164, rule="E.164 phone numbers such as +15555550100")
+    ops_email_subscribers: tuple[str, ...] = _setting((), "opsEmailSubscribers", "list of e-mail addresses", "E-mail subscriptions of the ops topic every alarm publishes to.", item_pattern=_EMAIL, rule="e-mail addresses")
+    ops_sms_subscribers: tuple[str, ...] = _setting((), "opsSmsSubscribers", "list of E.164 numbers", "SMS subscriptions of the ops topic (alarms).", item_pattern=_E164, rule="E.164 phone numbers such as +15555550100")
+    ops_https_subscribers: tuple[str, ...] = _setting((), "opsHttpsSubscribers", "list of HTTPS URLs", "HTTPS subscriptions of the ops topic, e.g. a paging service's webhook.", item_pattern=_HTTPS_URL, rule="https:// URLs")
 
     # --- archive -----------------------------------------------------------
     archive_transition_days: int = _setting(30, "archiveTransitionDays", "days", "Days before archived objects move to Glacier Instant Retrieval.", minimum=1, maximum=3650)
     archive_expiration_days: int = _setting(365, "archiveExpirationDays", "days", "Days before archived objects expire.", minimum=2, maximum=36500)
+    archive_access_logging: bool = _setting(True, "archiveAccessLogging", "bool", "Record every object read and write of the archive bucket as CloudTrail data events in an encrypted trail of its own.")
+    archive_replication_region: str = _setting("", "archiveReplicationRegion", "region", "Replicate the archive bucket to a bucket with its own key in this region (empty = no replication).", pattern=_REGION_OR_EMPTY, rule="empty or an AWS region name such as us-west-2")
+
+    # --- deployment --------------------------------------------------------
+    code_signing: bool = _setting(False, "codeSigning", "bool", "Deploy every function (and its Powertools layer) as artifacts signed by an AWS Signer profile, with a code signing config that rejects anything else.")
 
     # --- logs and alarms ---------------------------------------------------
-    log_retention_days: int = _setting(7, "logRetentionDays", "days", "Retention of every log group.", choices=LOG_RETENTION_DAYS)
+    log_retention_days: int = _setting(7, "logRetentionDays", "days", "Retention of the functions' log groups (operational logs).", choices=LOG_RETENTION_DAYS)
+    audit_log_retention_days: int = _setting(365, "auditLogRetentionDays", "days", "Retention of the audit logs: API access and execution logs, WAF logs, VPC flow logs, state-machine logs and the archive's access trail (PCI DSS 10.5.1 asks for 12 months).", choices=LOG_RETENTION_DAYS)
     error_rate_threshold_percent: float = _setting(10.0, "errorRateThresholdPercent", "%", "Per-function error-rate alarm threshold (errors / invocations).", minimum=0.1, maximum=100)
     duration_alarm_percent_of_timeout: int = _setting(80, "durationAlarmPercentOfTimeout", "% of timeout", "Duration alarm fires when the maximum duration nears the timeout.", minimum=10, maximum=100)
     iterator_age_alarm_seconds: int = _setting(60, "iteratorAgeAlarmSeconds", "seconds", "Iterator-age alarm threshold on both stream mappings.", minimum=1, maximum=604800)
@@ -219,6 +237,10 @@ class PipelineSettings:
              f"must be after archiveTransitionDays ({self.archive_transition_days})")
         need(self.elevated_amount_threshold < self.high_amount_threshold, "elevatedAmountThreshold", self.elevated_amount_threshold,
              f"must be below highAmountThreshold ({self.high_amount_threshold})")
+        need(self.archive_replication_region != self.region, "archiveReplicationRegion", self.archive_replication_region,
+             f"must be another region than the stack's ({self.region}): a replica in the same region survives nothing a region loses")
+        need(self.audit_log_retention_days >= self.log_retention_days, "auditLogRetentionDays", self.audit_log_retention_days,
+             f"must be at least logRetentionDays ({self.log_retention_days}): audit logs outlive operational ones")
         need(self.review_score < self.block_score, "reviewScore", self.review_score, f"must be below blockScore ({self.block_score})")
         lists_bytes = len(json.dumps(self.lists()).encode())
         need(lists_bytes <= LISTS_PARAMETER_MAX_BYTES, "allowedCardTokens", f"{len(self.allowed_card_tokens)} token(s)",
@@ -230,6 +252,11 @@ class PipelineSettings:
     @property
     def provisioned(self) -> bool:
         return self.dynamodb_billing_mode == "PROVISIONED"
+
+    @property
+    def waf_api_key_rate_limit(self) -> int:
+        """Requests one API key may make per WAF window: the usage plan's steady rate over the window."""
+        return self.api_throttle_rate * WAF_RATE_WINDOW_SECONDS
 
     def rules(self) -> dict[str, Any]:
         """The detection rules as the `RULES_JSON` environment variable carries them."""

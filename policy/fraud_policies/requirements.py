@@ -30,6 +30,22 @@ class Requirements:
     forbid_data_trace: bool = True
     #: Lambda runtimes AWS supports (not deprecated) that functions may use.
     allowed_runtimes: tuple[str, ...] = ("python3.11", "python3.12", "python3.13")
+    #: The topic alarms publish to has at least one subscription (someone is told).
+    alarm_subscribers: bool = True
+    #: WAF's AWS managed rule groups (common, known bad inputs, IP reputation) block rather than count.
+    waf_managed_rules_block: bool = True
+    #: Floor of the audit log groups' retention (days): API access/execution, WAF, VPC flow, state machine.
+    min_audit_log_retention_days: int = 365
+    #: Every object read and write of the archive bucket is recorded (CloudTrail data events).
+    archive_access_logging: bool = True
+    #: Every function runs in private subnets of the stack's VPC.
+    functions_in_vpc: bool = True
+    #: Every function's code is signed and checked by an enforcing code signing config.
+    code_signing: bool = True
+    #: The archive bucket replicates to a bucket in another region under that region's own key.
+    archive_replication: bool = True
+    #: Floor of the transactions' retention (days, 0 = never expire) the functions write with.
+    min_transaction_retention_days: int = 540
 
     def as_config(self) -> dict[str, Any]:
         out = {CONFIG_KEYS[f.name]: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -40,12 +56,20 @@ class Requirements:
 STRICTEST = Requirements()
 
 #: Per-environment requirements: tracing and PITR off in dev only; dev is fully destroyable;
-#: Kinesis retention >= 168 h and no data tracing in prod.
+#: Kinesis retention >= 168 h and no data tracing in prod. Staging and prod: alarms reach someone,
+#: managed WAF rules block, the archive's reads are recorded and every function is in the VPC. Prod
+#: only: a year of audit logs, signed code, a replicated archive, transactions kept 540 days.
 BY_ENVIRONMENT: dict[str, Requirements] = {
     "dev": Requirements("dev", tracing=False, pitr=False, deletion_protection=False,
-                        min_kinesis_retention_hours=24, forbid_data_trace=False),
+                        min_kinesis_retention_hours=24, forbid_data_trace=False, alarm_subscribers=False,
+                        waf_managed_rules_block=False, min_audit_log_retention_days=1, archive_access_logging=False,
+                        functions_in_vpc=False, code_signing=False, archive_replication=False,
+                        min_transaction_retention_days=1),
     "staging": Requirements("staging", tracing=True, pitr=True, deletion_protection=True,
-                            min_kinesis_retention_hours=24, forbid_data_trace=False),
+                            min_kinesis_retention_hours=24, forbid_data_trace=False, alarm_subscribers=True,
+                            waf_managed_rules_block=True, min_audit_log_retention_days=90,
+                            archive_access_logging=True, functions_in_vpc=True, code_signing=False,
+                            archive_replication=False, min_transaction_retention_days=1),
     "prod": STRICTEST,
 }
 
@@ -58,7 +82,18 @@ CONFIG_KEYS = {
     "min_kinesis_retention_hours": "minKinesisRetentionHours",
     "forbid_data_trace": "forbidDataTrace",
     "allowed_runtimes": "allowedRuntimes",
+    "alarm_subscribers": "alarmSubscribersRequired",
+    "waf_managed_rules_block": "wafManagedRulesBlockRequired",
+    "min_audit_log_retention_days": "minAuditLogRetentionDays",
+    "archive_access_logging": "archiveAccessLoggingRequired",
+    "functions_in_vpc": "functionsInVpcRequired",
+    "code_signing": "codeSigningRequired",
+    "archive_replication": "archiveReplicationRequired",
+    "min_transaction_retention_days": "minTransactionRetentionDays",
 }
+
+#: Requirements fields that are whole numbers (the others are booleans, or the runtime list).
+_INTEGER_FIELDS = ("min_kinesis_retention_hours", "min_audit_log_retention_days", "min_transaction_retention_days")
 
 #: JSON schema of the config every requirement-aware policy accepts (all optional).
 CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
@@ -69,6 +104,14 @@ CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
     "minKinesisRetentionHours": {"type": "integer", "minimum": 24, "maximum": 8760, "description": "Kinesis retention floor in hours."},
     "forbidDataTrace": {"type": "boolean", "description": "API Gateway dataTraceEnabled forbidden."},
     "allowedRuntimes": {"type": "array", "items": {"type": "string"}, "description": "Lambda runtimes functions may use."},
+    "alarmSubscribersRequired": {"type": "boolean", "description": "The alarms' topic must have a subscription."},
+    "wafManagedRulesBlockRequired": {"type": "boolean", "description": "WAF's AWS managed rule groups must block (not count)."},
+    "minAuditLogRetentionDays": {"type": "integer", "minimum": 1, "maximum": 3653, "description": "Audit log groups' retention floor in days."},
+    "archiveAccessLoggingRequired": {"type": "boolean", "description": "The archive bucket's object reads and writes must be recorded."},
+    "functionsInVpcRequired": {"type": "boolean", "description": "Every function must run in private subnets."},
+    "codeSigningRequired": {"type": "boolean", "description": "Every function must have an enforcing code signing config."},
+    "archiveReplicationRequired": {"type": "boolean", "description": "The archive bucket must replicate to another region."},
+    "minTransactionRetentionDays": {"type": "integer", "minimum": 0, "maximum": 3650, "description": "Transactions' retention floor in days (0 = never expire satisfies any floor)."},
 }
 
 
@@ -89,7 +132,7 @@ def requirements_for(stack: str | None, config: Mapping[str, Any] | None = None)
         if key == "environment" or config.get(key) is None:
             continue
         value = config[key]
-        if field_name == "min_kinesis_retention_hours":
+        if field_name in _INTEGER_FIELDS:
             value = int(float(value))
         elif field_name == "allowed_runtimes":
             value = tuple(str(v) for v in value)

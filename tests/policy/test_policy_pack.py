@@ -41,7 +41,7 @@ def test_main_builds_a_mandatory_pack_with_every_policy(pack_module, monkeypatch
     assert built["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
     policies = built["policies"]
     assert [p.name for p in policies] == [s.name for s in fp.POLICIES]
-    assert len({p.name for p in policies}) == len(policies) == 33
+    assert len({p.name for p in policies}) == len(policies) == len(fp.POLICIES) == 43
     for policy, spec in zip(policies, fp.POLICIES):
         assert policy.enforcement_level == pulumi_policy.EnforcementLevel.MANDATORY
         expected = pulumi_policy.ResourceValidationPolicy if spec.kind == "resource" else pulumi_policy.StackValidationPolicy
@@ -164,7 +164,8 @@ def test_stack_policies_still_link_resources_through_dependencies_at_preview(pro
     """GIVEN prod as a first preview sees it, with the bucket's public access block removed
     WHEN s3-bucket-companions runs
     THEN it still finds the other companions (through dependencies) and reports the missing one."""
-    preview = [s for _, _, s in _as_in_preview(prod) if s.type != "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
+    preview = [s for _, _, s in _as_in_preview(prod)
+               if not (s.type == "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock" and s.name == "fraud-archive-public-access-block")]
     violations = fp.check_stack("s3-bucket-companions", preview)
     assert [v.message.split(": ")[1] for v in violations] == ["has no public access block. Fix"]
 
@@ -202,3 +203,21 @@ def test_compliance_doc_covers_every_policy():
 def test_readme_section_shows_how_to_run_the_pack():
     doc = (REPO / "README.md").read_text()
     assert "pulumi preview --policy-pack policy" in doc and "--policy-pack-config" in doc
+
+
+def test_hardening_requirements_per_environment_and_overrides():
+    """GIVEN the environments' requirements WHEN read, and overridden by --policy-pack-config values
+    THEN staging and prod need alarm subscribers, a recorded archive and functions in the VPC; prod alone
+    needs blocking managed rules, a year of audit logs, signed code, a replica and 540-day transactions;
+    and config strings override each of them."""
+    dev, staging, prod = (fp.requirements_for(s) for s in ("dev", "staging", "prod"))
+    flags = ("alarm_subscribers", "archive_access_logging", "functions_in_vpc")
+    prod_only = ("code_signing", "archive_replication")
+    assert all(getattr(staging, f) and getattr(prod, f) and not getattr(dev, f) for f in flags)
+    assert all(getattr(prod, f) and not getattr(staging, f) and not getattr(dev, f) for f in prod_only)
+    assert staging.waf_managed_rules_block and not dev.waf_managed_rules_block
+    assert (prod.min_audit_log_retention_days, prod.min_transaction_retention_days) == (365, 540)
+    relaxed = fp.requirements_for("prod", {"codeSigningRequired": "false", "minAuditLogRetentionDays": "90",
+                                           "minTransactionRetentionDays": 0, "wafManagedRulesBlockRequired": False})
+    assert (relaxed.code_signing, relaxed.min_audit_log_retention_days, relaxed.min_transaction_retention_days,
+            relaxed.waf_managed_rules_block) == (False, 90, 0, False)

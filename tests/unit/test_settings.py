@@ -140,3 +140,47 @@ def test_every_setting_has_unit_doc_and_rule():
     for f in setting_fields():
         assert f.metadata["doc"] and f.metadata["unit"], f.name
         assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING or f.metadata["required"]
+
+
+# --- production hardening ----------------------------------------------------------------
+
+def test_hardening_values_per_environment():
+    # GIVEN the three stack files WHEN loaded THEN the security review's controls are set where required
+    dev, staging, prod = (settings_of(s) for s in ("dev", "staging", "prod"))
+    for s in (staging, prod):
+        assert s.ops_email_subscribers and s.ops_sms_subscribers and s.ops_https_subscribers
+        assert s.archive_access_logging and s.network_enabled and s.waf_count_mode_rule_groups == ()
+    assert prod.audit_log_retention_days >= 365 and prod.transaction_retention_days >= 540
+    assert prod.code_signing and prod.archive_replication_region == "us-west-2" != prod.region
+    assert not staging.code_signing and staging.archive_replication_region == ""
+    assert set(dev.waf_count_mode_rule_groups) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                                                   "AWSManagedRulesAmazonIpReputationList"}
+    assert not dev.archive_access_logging and not dev.code_signing and dev.ops_email_subscribers == ()
+    # the WAF's per-key limit is the usage plan's promise over its 5-minute window
+    assert prod.waf_api_key_rate_limit == prod.api_throttle_rate * 300
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("opsEmailSubscribers", ["oncall(at)bank"], "e-mail addresses"),
+    ("opsSmsSubscribers", ["5555550100"], "E.164"),
+    ("opsHttpsSubscribers", ["http://pager.example.com/hook"], "https:// URLs"),
+    ("wafCountModeRuleGroups", ["AWSManagedRulesSQLiRuleSet"], "names among AWSManagedRulesAmazonIpReputationList"),
+    ("archiveReplicationRegion", "us-east", "empty or an AWS region name"),
+    ("archiveReplicationRegion", "us-east-1", "must be another region than the stack's (us-east-1)"),
+    ("auditLogRetentionDays", 10, "out of range"),
+    ("auditLogRetentionDays", 3, "must be at least logRetentionDays (7)"),
+    ("transactionRetentionDays", -1, "0 to 3650"),
+])
+def test_hardening_settings_reject_bad_values_naming_key_and_rule(key, value, fragment):
+    problems = problems_of("prod", {**MINIMAL, key: value})
+    assert len(problems) == 1 and problems[0].startswith(f"{key} = ") and fragment in problems[0], problems
+
+
+def test_zero_transaction_retention_means_never_and_is_accepted():
+    assert PipelineSettings.from_config("x", {**MINIMAL, "transactionRetentionDays": "0"}).transaction_retention_days == 0
+
+
+def test_the_old_inert_ttl_key_is_refused():
+    # transactionTtlDays was accepted and never used; a stack file that still sets it is told so
+    (problem,) = problems_of("prod", {**MINIMAL, "transactionTtlDays": 90})
+    assert problem.startswith("transactionTtlDays = 90: unknown key")
