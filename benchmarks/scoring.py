@@ -23,6 +23,7 @@ import gc
 import hashlib
 import hmac
 import json
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -38,8 +39,11 @@ def prepare(count: int, seed: int = 11) -> tuple[list[dict[str, Any]], list[int]
     """(items as detection scores them, velocity counts, the same items as DynamoDB images)."""
     from fraud_pipeline.local.traffic import generate
     from handlers import dynamo
-    from handlers.transactions import build_item
+    from handlers.transactions import RETENTION_VARIABLE, build_item
     from handlers.validation import validate_transaction
+
+    # build_item reads the stack's retention as the functions do; prod's keeps the item shape realistic
+    os.environ.setdefault(RETENTION_VARIABLE, "540")
 
     key = b"benchmark-card-token-key-0123456789abcdef"
     now_ms = int(time.time() * 1000)

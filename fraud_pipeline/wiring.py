@@ -30,11 +30,14 @@ CONTRACT: dict[str, tuple[str, ...]] = {
     "TEMPLATES_PARAM": ("notification", "review"),
     "CARD_TOKEN_KEY_PARAM": ("api", "ingest"),
     "RULES_JSON": ("detection", "review"),
+    # The functions that create transaction items (and their claims) set their TTL from it.
+    "TRANSACTION_RETENTION_DAYS": ("api", "ingest"),
     "ENVIRONMENT": ("api", "ingest", "detection", "notification", "review", "label", "label-ingest"),
 }
 
-#: Only the detection function reaches into the VPC: it is the one that may call a private ML endpoint.
-VPC_FUNCTIONS = ("detection",)
+#: Where the stack has its private network (`networkEnabled`), every function runs in it: the API and
+#: stream-ingest functions see card numbers, and none of them needs a route to the internet.
+VPC_FUNCTIONS = ("api", "ingest", "detection", "notification", "review", "label", "label-ingest")
 
 #: The detection mapping only wants new transactions: claims and updates never reach the function.
 DETECTION_FILTER = {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["transaction"]}}}}
@@ -69,11 +72,12 @@ def function_specs(s: PipelineSettings) -> dict[str, FunctionSpec]:
 def environment_variables(key: str, values: Mapping[str, str], s: PipelineSettings, service_name: str) -> dict[str, str]:
     """The variables function `key` receives: its share of the contract plus Powertools' settings.
 
-    `values` maps every contract variable the function receives, except
-    RULES_JSON and ENVIRONMENT (which come from the settings), to its resolved
+    `values` maps every contract variable the function receives, except RULES_JSON,
+    ENVIRONMENT and TRANSACTION_RETENTION_DAYS (which come from the settings), to its resolved
     value; a missing one is a wiring bug and raises KeyError naming it.
     """
-    resolved = {**values, "RULES_JSON": json.dumps(s.rules(), sort_keys=True), "ENVIRONMENT": s.environment}
+    resolved = {**values, "RULES_JSON": json.dumps(s.rules(), sort_keys=True), "ENVIRONMENT": s.environment,
+                "TRANSACTION_RETENTION_DAYS": str(s.transaction_retention_days)}
     out = {name: resolved[name] for name, users in CONTRACT.items() if key in users}
     out.update({
         "POWERTOOLS_SERVICE_NAME": service_name,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import dynamo
-from .clients import client
+from .clients import ConfigurationError, client, env
 from .jsonutil import dumps
 
 #: Letters only: a generated id can never contain a digit run that looks like a card number
@@ -41,8 +41,9 @@ def new_transaction_id() -> str:
 RECORD_TYPE = "transaction"
 CLAIM_RECORD_TYPE = "idempotency-claim"
 CLAIM_SORT_KEY = 0
-#: Transactions and their claims expire (DynamoDB TTL) this long after ingestion.
-RETENTION_DAYS = 90
+#: Days transactions and their claims live after ingestion before DynamoDB's TTL removes them;
+#: the stack setting `transactionRetentionDays` (0 = never expire).
+RETENTION_VARIABLE = "TRANSACTION_RETENTION_DAYS"
 #: Submission fields the idempotency fingerprint covers (not the id, timestamp or derived hour).
 FINGERPRINT_FIELDS = ("amount", "currency", "merchant", "location", "card_token", "customer_id",
                       "location_mismatch", "velocity_flag")
@@ -54,15 +55,22 @@ def fingerprint(txn: dict[str, Any]) -> str:
     return hashlib.sha256(dumps(subset, sort_keys=True).encode()).hexdigest()
 
 
+def retention_days() -> int:
+    """The stack's retention (TRANSACTION_RETENTION_DAYS): a whole number of days, 0 = never expire."""
+    raw = env(RETENTION_VARIABLE)
+    if not raw.isdigit():
+        raise ConfigurationError(f"environment variable {RETENTION_VARIABLE} = {raw!r}: must be a whole number of "
+                                 "days (0 = never expire)")
+    return int(raw)
+
+
 def build_item(txn: dict[str, Any], *, source: str, now_ms: int) -> dict[str, Any]:
+    """The stored transaction: its fields, provenance, and an `expires_at` TTL unless retention is 0 (never)."""
     item = {k: v for k, v in txn.items() if v is not None}
-    item.update(
-        record_type=RECORD_TYPE,
-        source=source,
-        ingested_at=now_ms,
-        expires_at=now_ms // 1000 + RETENTION_DAYS * 86_400,
-        schema_version=1,
-    )
+    item.update(record_type=RECORD_TYPE, source=source, ingested_at=now_ms, schema_version=1)
+    days = retention_days()
+    if days:
+        item["expires_at"] = now_ms // 1000 + days * 86_400
     return item
 
 
@@ -75,7 +83,8 @@ def build_claim(item: dict[str, Any]) -> dict[str, Any]:
         "fingerprint": fingerprint(item),
         "source": item["source"],
         "created_at": item["ingested_at"],
-        "expires_at": item["expires_at"],
+        # The claim lives exactly as long as its transaction (for ever when retention is 0).
+        **({"expires_at": item["expires_at"]} if "expires_at" in item else {}),
     }
 
 

@@ -579,3 +579,24 @@ def log_data_protection_masks_card_numbers(resource_type: str, props: dict, name
     return [f"{label(resource_type, name, props)}: the data-protection policy of {get(props, 'logGroupName')!r} does not "
             "mask card numbers. Fix: add a statement with DataIdentifier [\"" + CARD_NUMBER_IDENTIFIER + "\"] and "
             "Operation {Deidentify: {MaskConfig: {}}} (fraud_pipeline/functions.py log_data_protection_policy)."]
+
+
+def transaction_retention(resource_type: str, props: dict, name: str = "", req: Requirements = STRICTEST) -> list[str]:
+    """A function that carries TRANSACTION_RETENTION_DAYS writes transactions with that TTL: it must meet the floor."""
+    if resource_type != "aws:lambda/function:Function":
+        return []
+    variables = get(props, "environment", "variables")
+    if is_unknown(variables) or not isinstance(variables, dict) or "TRANSACTION_RETENTION_DAYS" not in variables:
+        return []
+    raw = variables["TRANSACTION_RETENTION_DAYS"]
+    if is_unknown(raw):
+        return []
+    days = num(raw)
+    floor = req.min_transaction_retention_days
+    if days is None or days < 0 or not float(days).is_integer():
+        return [f"{label(resource_type, name, props)} has TRANSACTION_RETENTION_DAYS = {fmt(raw)}, not a whole number "
+                f"of days. Fix: set transactionRetentionDays."]
+    if days != 0 and days < floor:
+        return [f"{label(resource_type, name, props)} keeps transactions {int(days)} days; {req.environment} requires at "
+                f"least {floor} (0 = never expire). Fix: raise transactionRetentionDays."]
+    return []

@@ -32,6 +32,7 @@ os.environ.update({
     "ML_ENDPOINT_PARAM": "/fraud-detection/test/ml-endpoint",
     "TEMPLATES_PARAM": "/fraud-detection/test/alert-templates",
     "CARD_TOKEN_KEY_PARAM": "/fraud-detection/test/card-token-key",
+    "TRANSACTION_RETENTION_DAYS": "540",
     "RULES_JSON": json.dumps({
         "high_amount": 10000.0, "elevated_amount": 5000.0, "review_score": 40, "block_score": 70,
         "velocity_max_transactions": 5, "velocity_window_minutes": 10,

@@ -62,7 +62,8 @@ def test_every_contract_user_is_a_function_and_every_function_has_a_spec():
     ("label-ingest", {"TABLE_NAME", "FEATURES_TABLE_NAME", "EVENT_BUS_NAME", "ARCHIVE_BUCKET", "ENVIRONMENT"}),
     ("review", {"TABLE_NAME", "FEATURES_TABLE_NAME", "EVENT_BUS_NAME", "ALERT_TOPIC_ARN", "ML_ENDPOINT_PARAM",
                 "TEMPLATES_PARAM", "RULES_JSON", "ENVIRONMENT"}),
-    ("api", {"TABLE_NAME", "CARD_TOKEN_KEY_PARAM", "ENVIRONMENT"}),
+    ("api", {"TABLE_NAME", "CARD_TOKEN_KEY_PARAM", "ENVIRONMENT", "TRANSACTION_RETENTION_DAYS"}),
+    ("ingest", {"TABLE_NAME", "CARD_TOKEN_KEY_PARAM", "ARCHIVE_BUCKET", "ENVIRONMENT", "TRANSACTION_RETENTION_DAYS"}),
 ])
 def test_each_function_gets_exactly_its_share_of_the_contract(function, expected):
     s = settings()
@@ -70,7 +71,22 @@ def test_each_function_gets_exactly_its_share_of_the_contract(function, expected
     variables = wiring.environment_variables(function, values, s, "svc")
     assert {k for k in variables if not k.startswith("POWERTOOLS_")} == expected
     assert variables["ENVIRONMENT"] == "t" and variables["POWERTOOLS_SERVICE_NAME"] == "svc"
-    assert all(variables[k] == f"value-of-{k}" for k in expected - {"RULES_JSON", "ENVIRONMENT"})
+    assert all(variables[k] == f"value-of-{k}" for k in expected - {"RULES_JSON", "ENVIRONMENT", "TRANSACTION_RETENTION_DAYS"})
+
+
+@pytest.mark.parametrize("days", [0, 540, 3650])
+def test_transaction_retention_reaches_exactly_the_functions_that_create_transactions(days):
+    # GIVEN a stack's transactionRetentionDays WHEN the variables are derived
+    s = settings(transaction_retention_days=days)
+    values = {name: "v" for name in wiring.CONTRACT}
+    # THEN the two writers of new transaction items get it verbatim, and no other function does
+    for key in wiring.function_specs(s):
+        variables = wiring.environment_variables(key, values, s, "svc")
+        assert variables.get("TRANSACTION_RETENTION_DAYS") == (str(days) if key in ("api", "ingest") else None), key
+
+
+def test_every_function_runs_in_the_private_network_when_the_stack_has_one():
+    assert set(wiring.VPC_FUNCTIONS) == set(wiring.function_specs(settings()))
 
 
 def test_a_missing_contract_value_is_a_wiring_error():
@@ -87,7 +103,6 @@ def test_label_functions_run_their_handlers_with_the_support_settings():
     for key in ("label", "label-ingest"):
         assert (specs[key].memory_mb, specs[key].timeout_seconds, specs[key].reserved_concurrency) == (384, 45, 3)
     assert len({spec.service_name for spec in specs.values()}) == len(specs)
-    assert wiring.VPC_FUNCTIONS == ("detection",)
 
 
 # --- IAM ----------------------------------------------------------------------------------
