@@ -61,6 +61,13 @@ class AlertTopicsArgs(TypedDict):
     """E-mail addresses subscribed to every alert (each must confirm by mail)."""
     sms_subscribers: NotRequired[Sequence[str]]
     """E.164 numbers subscribed to blocked transactions only."""
+    ops_email_subscribers: NotRequired[Sequence[str]]
+    """E-mail addresses told of every alarm (each must confirm by mail)."""
+    ops_sms_subscribers: NotRequired[Sequence[str]]
+    """E.164 numbers texted every alarm."""
+    ops_https_subscribers: NotRequired[Sequence[str]]
+    """HTTPS endpoints (a paging service's webhook) that receive every alarm; each confirms the subscription
+    (paging services such as PagerDuty do it themselves) before SNS delivers to it."""
     tags: NotRequired[pulumi.Input[Mapping[str, str]]]
     """Tags for both topics."""
 
@@ -109,6 +116,17 @@ class AlertTopics(pulumi.ComponentResource):
             aws.sns.TopicSubscription(
                 f"{name}-sms-{i}", topic=self.alert_topic.arn, protocol="sms", endpoint=number,
                 filter_policy=json.dumps(SMS_FILTER_POLICY), filter_policy_scope="MessageAttributes", opts=child)
+
+        # Alarms reach someone: the on-call rota by mail, text and a paging webhook.
+        ops_subscriptions = [("email", a) for a in args.get("ops_email_subscribers") or []]
+        ops_subscriptions += [("sms", n) for n in args.get("ops_sms_subscribers") or []]
+        ops_subscriptions += [("https", u) for u in args.get("ops_https_subscribers") or []]
+        self.ops_subscriptions = [
+            aws.sns.TopicSubscription(
+                f"{name}-ops-{protocol}-{i}", topic=self.ops_topic.arn, protocol=protocol, endpoint=endpoint,
+                opts=child)
+            for i, (protocol, endpoint) in enumerate(ops_subscriptions)
+        ]
 
         self.alert_topic_arn = self.alert_topic.arn
         self.ops_topic_arn = self.ops_topic.arn

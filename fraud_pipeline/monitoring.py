@@ -51,6 +51,17 @@ class MonitoredQueue(TypedDict):
     """The queue's physical name (the ``QueueName`` metric dimension)."""
 
 
+class MonitoredReplication(TypedDict):
+    """One S3 replication rule (with replication metrics on)."""
+
+    source_bucket: pulumi.Input[str]
+    """The replicated bucket (the ``SourceBucket`` dimension)."""
+    destination_bucket: pulumi.Input[str]
+    """The replica bucket's name (the ``DestinationBucket`` dimension)."""
+    rule_id: str
+    """The rule's id (the ``RuleId`` dimension)."""
+
+
 class MonitoringArgs(TypedDict):
     """Inputs of `Monitoring`."""
 
@@ -90,6 +101,8 @@ class MonitoringArgs(TypedDict):
     """API 5XX responses as a percentage of requests."""
     api_latency_alarm_ms: int
     """API p99 latency alarm threshold."""
+    replication: NotRequired["MonitoredReplication"]
+    """The archive's cross-region replication, if any: an object that fails to replicate raises an alarm."""
     tags: NotRequired[pulumi.Input[Mapping[str, pulumi.Input[str]]]]
     """Extra tags for every alarm (merged over the base tags)."""
 
@@ -227,6 +240,18 @@ def alarm_specs(args: MonitoringArgs) -> list[AlarmSpec]:
         namespace="AWS/States", metric_name="ExecutionsFailed", statistic="Sum",
         dimensions={"StateMachineArn": args["state_machine_arn"]},
     ))
+
+    replication = args.get("replication")
+    if replication:
+        specs.append(AlarmSpec(
+            key="archive-replication-failed",
+            description=("Archive: objects failed to replicate to the other region; that evidence would not "
+                         "survive the loss of this one. S3 does not retry them: re-replicate with S3 Batch Replication."),
+            threshold=0,
+            namespace="AWS/S3", metric_name="OperationsFailedReplication", statistic="Sum",
+            dimensions={"SourceBucket": replication["source_bucket"], "DestinationBucket": replication["destination_bucket"],
+                        "RuleId": replication["rule_id"]},
+        ))
 
     seen: set[str] = set()
     for spec in specs:

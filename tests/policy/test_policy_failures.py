@@ -8,6 +8,7 @@ violation whose message names the resource and the fix.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,8 @@ T = {
     "method": "aws:apigateway/method:Method", "stage": "aws:apigateway/stage:Stage",
     "ms": "aws:apigateway/methodSettings:MethodSettings", "waf": "aws:wafv2/webAclAssociation:WebAclAssociation",
     "rp": "aws:iam/rolePolicy:RolePolicy", "bus": "aws:cloudwatch/eventBus:EventBus", "param": "aws:ssm/parameter:Parameter",
-    "obj": "aws:s3/bucketObjectv2:BucketObjectv2",
+    "obj": "aws:s3/bucketObjectv2:BucketObjectv2", "sub": "aws:sns/topicSubscription:TopicSubscription",
+    "alarm": "aws:cloudwatch/metricAlarm:MetricAlarm",
 }
 OTHER_KEY = "arn:aws:kms:us-east-1:999999999999:key/00000000-0000-0000-0000-000000000000"
 
@@ -55,27 +57,33 @@ def edit_json(prop, fn):
 
 # (policy, stack, resource type, name contains, breaker, expected fragments of the message)
 RESOURCE_CASES = [
+    ("transaction-retention", "prod", "fn", "fraud-api-function",
+     setter("environment", "variables", "TRANSACTION_RETENTION_DAYS", value="90"),
+     ["keeps transactions 90 days", "at least 540", "transactionRetentionDays"]),
+    ("transaction-retention", "prod", "fn", "fraud-ingest-function",
+     setter("environment", "variables", "TRANSACTION_RETENTION_DAYS", value="ninety"),
+     ["not a whole number"]),
     ("encryption-at-rest-cmk", "prod", "table", "fraud-transactions", setter("serverSideEncryption", "enabled", value=False), ["server-side encryption", "Fix:"]),
     ("encryption-at-rest-cmk", "prod", "queue", "fraud-alerts-queue-queue", setter("kmsMasterKeyId", delete=True), ["no KMS key set", "kmsMasterKeyId"]),
     ("encryption-at-rest-cmk", "prod", "queue", "fraud-alerts-queue-dlq", setter("kmsMasterKeyId", value="alias/aws/sqs"), ["AWS-managed key alias/aws/sqs"]),
     ("encryption-at-rest-cmk", "prod", "topic", "fraud-topics-alerts", setter("kmsMasterKeyId", delete=True), ["no KMS key set"]),
     ("encryption-at-rest-cmk", "prod", "stream", "", setter("encryptionType", value="NONE"), ["encryptionType is 'NONE'", "KMS"]),
-    ("encryption-at-rest-cmk", "prod", "sse", "", lambda p: p["rules"][0]["applyServerSideEncryptionByDefault"].update(sseAlgorithm="AES256"), ["'AES256'", "aws:kms"]),
-    ("encryption-at-rest-cmk", "prod", "sse", "", lambda p: p["rules"][0].update(bucketKeyEnabled=False), ["Bucket Key", "bucketKeyEnabled = true"]),
+    ("encryption-at-rest-cmk", "prod", "sse", "fraud-archive-encryption", lambda p: p["rules"][0]["applyServerSideEncryptionByDefault"].update(sseAlgorithm="AES256"), ["'AES256'", "aws:kms"]),
+    ("encryption-at-rest-cmk", "prod", "sse", "fraud-archive-encryption", lambda p: p["rules"][0].update(bucketKeyEnabled=False), ["Bucket Key", "bucketKeyEnabled = true"]),
     ("encryption-at-rest-cmk", "prod", "log", "fraud-api-access-logs", setter("kmsKeyId", delete=True), ["no KMS key set", "kmsKeyId"]),
     ("encryption-at-rest-cmk", "prod", "sm", "", setter("encryptionConfiguration", "type", value="AWS_OWNED_KEY"), ["CUSTOMER_MANAGED_KMS_KEY"]),
     ("encryption-at-rest-cmk", "prod", "fn", "fraud-detection", setter("kmsKeyArn", delete=True), ["no KMS key set", "kmsKeyArn"]),
     ("encryption-at-rest-cmk", "prod", "bus", "", setter("kmsKeyIdentifier", delete=True), ["kmsKeyIdentifier"]),
     ("encryption-at-rest-cmk", "prod", "param", "card-token-key", setter("type", value="String"), ["'String'", "SecureString"]),
-    ("kms-key-rotation", "prod", "key", "", setter("enableKeyRotation", value=False), ["rotation is off", "enableKeyRotation = true"]),
+    ("kms-key-rotation", "prod", "key", "fraud-kms-key", setter("enableKeyRotation", value=False), ["rotation is off", "enableKeyRotation = true"]),
     ("dynamodb-point-in-time-recovery", "prod", "table", "fraud-features", setter("pointInTimeRecovery", "enabled", value=False), ["point-in-time recovery is off", "prod", "pointInTimeRecovery"]),
     ("deletion-protection", "staging", "table", "fraud-transactions", setter("deletionProtectionEnabled", value=False), ["deletion protection is off", "staging"]),
     ("deletion-protection", "prod", "table", "fraud-features", setter("deletionProtectionEnabled", value=False), ["deletion protection is off", "prod"]),
-    ("deletion-protection", "prod", "bucket", "", setter("forceDestroy", value=True), ["forceDestroy = true", "forceDestroy = false"]),
-    ("s3-public-access-block", "prod", "pab", "", setter("blockPublicPolicy", value=False), ["blockPublicPolicy", "all four"]),
-    ("s3-tls-only-policy", "prod", "bpol", "", edit_json("policy", lambda d: d.update(Statement=[s for s in d["Statement"] if s["Sid"] != "DenyInsecureTransport"])), ["without TLS", "aws:SecureTransport"]),
-    ("s3-object-ownership-enforced", "prod", "own", "", setter("rule", "objectOwnership", value="ObjectWriter"), ["'ObjectWriter'", "BucketOwnerEnforced"]),
-    ("s3-lifecycle", "prod", "life", "", lambda p: [r.update(status="Disabled") for r in p["rules"]], ["no enabled lifecycle rule", "archiveExpirationDays"]),
+    ("deletion-protection", "prod", "bucket", "fraud-archive-bucket", setter("forceDestroy", value=True), ["forceDestroy = true", "forceDestroy = false"]),
+    ("s3-public-access-block", "prod", "pab", "fraud-archive-public-access-block", setter("blockPublicPolicy", value=False), ["blockPublicPolicy", "all four"]),
+    ("s3-tls-only-policy", "prod", "bpol", "fraud-archive-policy", edit_json("policy", lambda d: d.update(Statement=[s for s in d["Statement"] if s["Sid"] != "DenyInsecureTransport"])), ["without TLS", "aws:SecureTransport"]),
+    ("s3-object-ownership-enforced", "prod", "own", "fraud-archive-ownership", setter("rule", "objectOwnership", value="ObjectWriter"), ["'ObjectWriter'", "BucketOwnerEnforced"]),
+    ("s3-lifecycle", "prod", "life", "fraud-archive-lifecycle", lambda p: [r.update(status="Disabled") for r in p["rules"]], ["no enabled lifecycle rule", "archiveExpirationDays"]),
     ("lambda-supported-runtime", "prod", "fn", "fraud-api", setter("runtime", value="python3.8"), ["'python3.8'", "supported"]),
     ("lambda-tracing", "staging", "fn", "fraud-ingest", setter("tracingConfig", "mode", value="PassThrough"), ["'PassThrough'", "staging", "Active"]),
     ("lambda-reserved-concurrency", "dev", "fn", "fraud-notification", setter("reservedConcurrentExecutions", delete=True), ["not set", "reservedConcurrentExecutions >= 1"]),
@@ -89,8 +97,8 @@ RESOURCE_CASES = [
     ("lambda-permission-scoped", "prod", "perm", "fraud-api-label-invoke-permission", setter("sourceArn", delete=True), ["no sourceArn"]),
     ("lambda-permission-scoped", "prod", "perm", "fraud-label-ingest-bucket-permission", setter("sourceAccount", delete=True), ["names no account", "sourceAccount"]),
     ("lambda-permission-scoped", "staging", "perm", "fraud-label-ingest-bucket-permission", setter("sourceArn", value="arn:aws:s3:::*"), ["matches every s3 resource"]),
-    ("encryption-at-rest-cmk", "prod", "obj", "", setter("serverSideEncryption", value="AES256"), ["'AES256'", "aws:kms"]),
-    ("encryption-at-rest-cmk", "dev", "obj", "", setter("kmsKeyId", delete=True), ["no KMS key set", "kmsKeyId"]),
+    ("encryption-at-rest-cmk", "prod", "obj", "fraud-archive-default-model", setter("serverSideEncryption", value="AES256"), ["'AES256'", "aws:kms"]),
+    ("encryption-at-rest-cmk", "dev", "obj", "fraud-archive-default-model", setter("kmsKeyId", delete=True), ["no KMS key set", "kmsKeyId"]),
     ("apigateway-access-logging", "prod", "stage", "", setter("accessLogSettings", delete=True), ["no access logging", "accessLogSettings"]),
     ("apigateway-execution-logging", "prod", "ms", "", setter("settings", "loggingLevel", value="OFF"), ["'OFF'", "loggingLevel = \"ERROR\""]),
     ("apigateway-xray-tracing", "prod", "stage", "", setter("xrayTracingEnabled", value=False), ["X-Ray tracing is off", "prod", "xrayTracingEnabled = true"]),
@@ -142,18 +150,46 @@ def _mask_audit_only(props):
     props["policyDocument"] = json.dumps(doc)
 
 
+def _without_ops_subscriptions(ev):
+    """The stack as it would be with no ops subscriber set (the alert topic's own subscribers do not count)."""
+    ops_topic = find(ev, T["topic"], "fraud-ops").outputs["arn"]
+    return [r for r in stack_resources(ev) if not (r.type == T["sub"] and r.props.get("topic") == ops_topic)]
+
+
+def _group_retention(days):
+    return setter("retentionInDays", value=days)
+
+
 # (policy, stack, how to break the stack, who is named, expected fragments)
 STACK_CASES = [
+    ("alarm-topic-has-subscriber", "prod", _without_ops_subscriptions, "fraud-topics-ops",
+     ["alarms publish to this topic but it has no subscription", "opsEmailSubscribers"]),
+    ("alarm-topic-has-subscriber", "staging", _without_ops_subscriptions, "fraud-topics-ops", ["no subscription"]),
+    ("alarm-topic-has-subscriber", "prod",
+     lambda ev: stack_with(ev, T["alarm"], "fraud-monitoring-detection-errors", setter("alarmActions", value=[])),
+     "fraud-monitoring-detection-errors", ["has no alarm action"]),
+    ("audit-log-retention", "prod",
+     lambda ev: stack_with(ev, T["log"], "fraud-network-flow-logs", _group_retention(90.0)),
+     "fraud-network-flow-logs", ["an audit log kept 90 days", "at least 365", "auditLogRetentionDays"]),
+    ("audit-log-retention", "prod",
+     lambda ev: stack_with(ev, T["log"], "fraud-api-access-logs", _group_retention(30.0)),
+     "fraud-api-access-logs", ["kept 30 days"]),
+    ("audit-log-retention", "prod",
+     lambda ev: stack_with(ev, T["log"], "fraud-api-execution-logs", _group_retention(180.0)),
+     "fraud-api-execution-logs", ["kept 180 days"]),
+    ("audit-log-retention", "prod",
+     lambda ev: stack_with(ev, T["log"], "vendedlogs/states", _group_retention(7.0)),
+     "fraud-review-logs", ["kept 7 days"]),
     ("encryption-uses-stack-key", "prod", lambda ev: stack_with(ev, T["queue"], "fraud-review-dlq", _other_key),
      "fraud-review-dlq", ["not the customer-managed key this stack manages", OTHER_KEY]),
-    ("encryption-uses-stack-key", "prod", lambda ev: stack_with(ev, T["obj"], "", setter("kmsKeyId", value=OTHER_KEY)),
+    ("encryption-uses-stack-key", "prod", lambda ev: stack_with(ev, T["obj"], "fraud-archive-default-model", setter("kmsKeyId", value=OTHER_KEY)),
      "fraud-archive-default-model", ["kmsKeyId", OTHER_KEY]),
     ("lambda-permission-source-in-stack", "prod",
      lambda ev: stack_with(ev, T["perm"], "fraud-label-ingest-bucket-permission", setter("sourceArn", value="arn:aws:s3:::someone-elses-bucket")),
      "fraud-label-ingest-bucket-permission", ["is not a resource of this stack"]),
-    ("s3-bucket-companions", "prod", lambda ev: stack_with(ev, T["pab"], ""), "fraud-archive-bucket",
+    ("s3-bucket-companions", "prod", lambda ev: stack_with(ev, T["pab"], "fraud-archive-public-access-block"), "fraud-archive-bucket",
      ["has no public access block", "BucketPublicAccessBlock"]),
-    ("s3-bucket-companions", "dev", lambda ev: stack_with(ev, T["sse"], ""), "fraud-archive-bucket",
+    ("s3-bucket-companions", "dev", lambda ev: stack_with(ev, T["sse"], "fraud-archive-encryption"), "fraud-archive-bucket",
      ["has no server-side encryption configuration"]),
     ("lambda-permission-source-in-stack", "prod",
      lambda ev: stack_with(ev, T["perm"], "fraud-api-invoke-permission", setter("sourceArn", value="arn:aws:execute-api:us-east-1:999999999999:abcdef/*/POST/transactions")),
@@ -198,7 +234,14 @@ def test_stack_policy_catches_its_misconfiguration(evaluation, policy, stack_nam
 
 def test_every_policy_has_a_failing_case():
     """GIVEN the pack's catalogue
-    WHEN we list the policies the cases above break
+    WHEN we list the policies the cases above and the topic files (test_policy_<topic>.py) break
     THEN every policy has at least one failing-case test."""
+    import importlib
+
     covered = {c[0] for c in RESOURCE_CASES} | {c[0] for c in STACK_CASES}
+    for module in sorted(Path(__file__).parent.glob("test_policy_*.py")):
+        cases = importlib.import_module(module.stem)
+        for name in dir(cases):
+            if name.endswith("_CASES") and name not in ("RESOURCE_CASES", "STACK_CASES"):
+                covered |= {c[0] for c in getattr(cases, name)}
     assert covered == {p.name for p in fp.POLICIES}

@@ -246,3 +246,38 @@ def test_alarm_widget_splits_past_the_cloudwatch_limit():
                           alarm_arns=[f"arn:{i}" for i in range(150)])
     alarm_widgets = [w for w in body["widgets"] if w["type"] == "alarm"]
     assert [len(w["properties"]["alarms"]) for w in alarm_widgets] == [100, 50]
+
+
+def test_alarms_reach_the_ops_rota_in_staging_and_prod(stack):
+    # GIVEN a stack WHEN its subscriptions are listed THEN the ops topic (where every alarm goes) has the
+    # stack file's mail, SMS and HTTPS subscribers in staging and prod, none in dev, and the alert topic's
+    # subscribers are not mixed in
+    from fraud_pipeline.plan import settings_of
+
+    s = settings_of(stack.stack)
+    ops_arn = stack.one("aws:sns/topic:Topic", "fraud-ops").outputs["arn"]
+    subs = [r.inputs for r in stack.of_type("aws:sns/topicSubscription:TopicSubscription") if r.inputs["topic"] == ops_arn]
+    expected = ({("email", e) for e in s.ops_email_subscribers} | {("sms", n) for n in s.ops_sms_subscribers}
+                | {("https", u) for u in s.ops_https_subscribers})
+    assert {(x["protocol"], x["endpoint"]) for x in subs} == expected
+    assert bool(expected) is (stack.stack != "dev")
+    for alarm in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        assert alarm.inputs["alarmActions"] == [ops_arn], alarm.name
+
+
+def test_a_failed_replication_alarms_in_prod_only(stack):
+    # GIVEN a stack WHEN its alarms are listed THEN prod (the only one replicating) alarms on any object
+    # that failed to replicate, by the rule the replication config declares
+    alarms = {a.name: a.inputs for a in stack.of_type(ALARM)}
+    name = "fraud-monitoring-archive-replication-failed"
+    if stack.stack != "prod":
+        assert name not in alarms
+        return
+    config = stack.one("aws:s3/bucketReplicationConfig:BucketReplicationConfig").inputs
+    alarm = alarms[name]
+    assert (alarm["namespace"], alarm["metricName"], alarm["threshold"]) == ("AWS/S3", "OperationsFailedReplication", 0)
+    assert alarm["dimensions"] == {
+        "SourceBucket": stack.one("aws:s3/bucket:Bucket", "fraud-archive-bucket").outputs["bucket"],
+        "DestinationBucket": stack.one("aws:s3/bucket:Bucket", "fraud-archive-replica-bucket").outputs["bucket"],
+        "RuleId": config["rules"][0]["id"]}
+    assert config["rules"][0]["destination"]["metrics"]["status"] == "Enabled"
