@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping, NotRequired, Optional, TypedDict
+from typing import Any, Mapping, NotRequired, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -20,6 +20,7 @@ import pulumi_aws as aws
 from . import defaults
 from .naming import Namer
 from .permissions import service_trust_policy
+from .settings import WAF_RATE_WINDOW_SECONDS
 
 #: The transactions resource.
 RESOURCE_PATH = "transactions"
@@ -119,6 +120,148 @@ GATEWAY_RESPONSES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: WAF's limits on a rate-based rule: the limit per evaluation window, and the windows it offers (seconds).
+WAF_RATE_LIMIT_RANGE = (10, 2_000_000_000)
+WAF_EVALUATION_WINDOWS = (60, 120, 300, 600)
+#: Short names of the managed groups, for rule metrics.
+WAF_GROUP_METRICS = {
+    "AWSManagedRulesAmazonIpReputationList": "ip-reputation",
+    "AWSManagedRulesKnownBadInputsRuleSet": "known-bad-inputs",
+    "AWSManagedRulesCommonRuleSet": "common",
+}
+#: Rules of a managed group that only count, and why: each is a rule that would block requests this API must
+#: serve. Nothing else is overridden; the rest of each group blocks wherever the group does.
+#:
+#: Considered and *not* overridden: `SizeRestrictions_BODY` (blocks bodies over 8 KB). The API's transport
+#: ceiling is `defaults.API_MAX_BODY_BYTES` (64 KB), but no body a client writes in the documented form comes
+#: near 8 KB: the request models are closed (`additionalProperties: false`) and every text field has a
+#: maxLength (a card number is at most 19 digits and their separators), so even pretty-printed, with every
+#: character an escaped astral code point (12 bytes), a transaction stays under 5 KB and a label under 7 KB
+#: (tests/unit/test_api.py computes the bound from the schemas). Only padding (whitespace, separators, zeros)
+#: makes a body larger. Blocking it also closes the gap the other body rules leave: a regional web ACL
+#: inspects the first 8 KB of a body only, so a payload padded past that would go unexamined.
+WAF_RULE_COUNT_OVERRIDES: dict[str, dict[str, str]] = {
+    "AWSManagedRulesCommonRuleSet": {
+        # The clients are payment processors' servers, authenticated by API key; several common HTTP stacks
+        # (.NET HttpClient, Node's http module, many Java clients) send no User-Agent unless told to. Its
+        # absence says nothing about a keyed machine client, and blocking it would refuse them outright.
+        "NoUserAgent_HEADER": "server-to-server clients often send no User-Agent",
+    },
+}
+
+
+def _check_rate_limit(name: str, limit: Any) -> None:
+    """WAF refuses a rate-based rule outside its range; fail at preview instead of at `CreateWebACL`."""
+    low, high = WAF_RATE_LIMIT_RANGE
+    if isinstance(limit, int) and not low <= limit <= high:
+        raise ValueError(f"{name} = {limit}: a WAF rate limit must be {low:,} to {high:,} requests per window")
+
+
+def _header_present(header: str) -> dict[str, Any]:
+    """Matches a request that carries `header` with a value (WAF's documented missing-header test, negated)."""
+    return {"size_constraint_statement": {
+        "field_to_match": {"single_header": {"name": header}},
+        "comparison_operator": "GT",
+        "size": 0,
+        "text_transformations": [{"priority": 0, "type": "NONE"}],
+    }}
+
+
+def waf_rules(acl_name: str, *, ip_rate_limit: pulumi.Input[int], api_key_rate_limit: pulumi.Input[int],
+              count_mode_groups: Sequence[str] = (),
+              window_seconds: int = WAF_RATE_WINDOW_SECONDS) -> list[dict[str, Any]]:
+    """The web ACL's rules, in evaluation order (Pulumi input shape).
+
+    0. AWS's IP reputation list: known-bad sources go first, so they never use up a client's rate budget.
+    1. Unkeyed requests, per IP (`ip_rate_limit`): nothing legitimate arrives without an `x-api-key`, so
+       anything that does (scanners, floods) gets the tight limit. The scope-down is WAF's documented
+       missing-header test (NOT: the header is present with a value).
+    2. Keyed requests, per IP, at the per-key limit: random keys would otherwise escape both the unkeyed
+       rule (they carry a key) and the per-key rule (each random key is its own counter) while API Gateway
+       answers every one with a 403. The ceiling costs an honest client nothing: the stage throttle is the
+       usage plan's rate too, so one IP is never served more than one key's budget anyway.
+    3. Per API key (`api_key_rate_limit`, the usage plan's rate over the window): one client is one key,
+       wherever it sends from, so a processor behind a few addresses is limited as one client at its plan
+       rate. WAF omits requests without the header from this rule; rule 1 has them.
+    4. Known bad inputs, 5. the common rule set: the costlier body inspections, last.
+
+    Each managed group blocks unless it is in `count_mode_groups`; `WAF_RULE_COUNT_OVERRIDES` names the
+    few rules inside a group that count, and why.
+    """
+    if window_seconds not in WAF_EVALUATION_WINDOWS:
+        raise ValueError(f"WAF evaluation window {window_seconds} s: must be one of {WAF_EVALUATION_WINDOWS}")
+    _check_rate_limit("waf_rate_limit", ip_rate_limit)
+    _check_rate_limit("waf_api_key_rate_limit", api_key_rate_limit)
+    unknown = sorted(set(count_mode_groups) - set(defaults.WAF_MANAGED_RULE_GROUPS))
+    if unknown:
+        raise ValueError(f"unknown WAF managed rule group(s) {unknown}: known are {defaults.WAF_MANAGED_RULE_GROUPS}")
+    key = defaults.API_KEY_HEADER
+    vendor = defaults.WAF_MANAGED_RULE_VENDOR
+
+    def visibility(metric: str) -> dict[str, Any]:
+        return {"cloudwatch_metrics_enabled": True, "sampled_requests_enabled": True, "metric_name": metric}
+
+    def rate(name: str, limit: pulumi.Input[int], **statement: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "action": {"block": {}},
+            "statement": {"rate_based_statement": {"limit": limit, "evaluation_window_sec": window_seconds, **statement}},
+            "visibility_config": visibility(f"{acl_name}-{name}"),
+        }
+
+    def managed(group: str) -> dict[str, Any]:
+        statement: dict[str, Any] = {"vendor_name": vendor, "name": group}
+        overrides = WAF_RULE_COUNT_OVERRIDES.get(group, {})
+        if overrides:
+            statement["rule_action_overrides"] = [
+                {"name": rule, "action_to_use": {"count": {}}} for rule in sorted(overrides)]
+        return {
+            "name": f"{vendor}-{group}",
+            "override_action": {"count": {}} if group in count_mode_groups else {"none": {}},
+            "statement": {"managed_rule_group_statement": statement},
+            "visibility_config": visibility(f"{acl_name}-{WAF_GROUP_METRICS[group]}"),
+        }
+
+    rules = [
+        managed("AWSManagedRulesAmazonIpReputationList"),
+        rate("rate-limit-unkeyed-per-ip", ip_rate_limit, aggregate_key_type="IP",
+             scope_down_statement={"not_statement": {"statement": _header_present(key)}}),
+        rate("rate-limit-keyed-per-ip", api_key_rate_limit, aggregate_key_type="IP",
+             scope_down_statement=_header_present(key)),
+        rate("rate-limit-per-api-key", api_key_rate_limit, aggregate_key_type="CUSTOM_KEYS",
+             custom_keys=[{"header": {"name": key, "text_transformations": [{"priority": 0, "type": "NONE"}]}}]),
+        managed("AWSManagedRulesKnownBadInputsRuleSet"),
+        managed("AWSManagedRulesCommonRuleSet"),
+    ]
+    return [{**rule, "priority": i} for i, rule in enumerate(rules)]
+
+
+def waf_log_delivery_policy(log_group_arn: str) -> str:
+    """The CloudWatch Logs resource policy that lets WAF's log delivery write to its log group, and only that.
+
+    WAF delivers through `delivery.logs.amazonaws.com`; without a policy that grants it, WAF adds this
+    account's catch-all `AWSWAF-LOGS` policy itself (a shared document that outgrows its size limit as web
+    ACLs come and go). The statement is the one AWS writes for vended logs, narrowed to this group's streams,
+    with the confused-deputy conditions: deliveries made for this account, from this region's log delivery.
+    Partition, region and account come from the group's ARN (`arn:<partition>:logs:<region>:<account>:log-group:<name>`).
+    """
+    _, partition, _, region, account, *_ = log_group_arn.split(":")
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "WafLogDeliveryWritesItsLogGroup",
+            "Effect": "Allow",
+            "Principal": {"Service": "delivery.logs.amazonaws.com"},
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn}:log-stream:*",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": f"arn:{partition}:logs:{region}:{account}:*"},
+            },
+        }],
+    })
+
+
 class ApiFrontArgs(TypedDict):
     environment: str
     """Environment name, the `<env>` of physical names."""
@@ -135,7 +278,7 @@ class ApiFrontArgs(TypedDict):
     label_invoke_arn: pulumi.Input[str]
     """The label function's API Gateway invoke ARN."""
     kms_key_arn: pulumi.Input[str]
-    """Customer-managed key of the access- and execution-log groups."""
+    """Customer-managed key of the access-, execution- and WAF log groups."""
     throttle_rate: pulumi.Input[int]
     """Steady-state requests per second, for the stage and for each API key."""
     throttle_burst: pulumi.Input[int]
@@ -145,9 +288,15 @@ class ApiFrontArgs(TypedDict):
     quota_period: pulumi.Input[str]
     """`DAY`, `WEEK` or `MONTH`."""
     waf_rate_limit: pulumi.Input[int]
-    """Requests one IP may make in any 5-minute window before the WAF blocks it."""
+    """Requests *without* an `x-api-key` one IP may make in any 5-minute window before the WAF blocks it."""
+    waf_api_key_rate_limit: pulumi.Input[int]
+    """Requests one API key may make in any 5-minute window (the usage plan's rate x 300 s); also the ceiling
+    of keyed requests from one IP."""
+    waf_count_mode_rule_groups: NotRequired[Sequence[str]]
+    """AWS managed rule groups (names from `defaults.WAF_MANAGED_RULE_GROUPS`) that only count; the others
+    block. Default: none, every group blocks."""
     log_retention_days: pulumi.Input[int]
-    """Retention of the API's log groups (one of CloudWatch's allowed values)."""
+    """Retention of the API's log groups, access, execution and WAF (audit logs; one of CloudWatch's allowed values)."""
     tracing_enabled: pulumi.Input[bool]
     """X-Ray tracing on the stage."""
     manage_account_logging_role: NotRequired[bool]
@@ -166,7 +315,7 @@ def _deployment_fingerprint(parts: list[Any]) -> str:
 
 
 class ApiFront(pulumi.ComponentResource):
-    """Regional REST API with API keys, usage plan, request validation, WAF and logs."""
+    """Regional REST API with API keys, usage plan, request validation, WAF (logged) and logs."""
 
     rest_api_id: pulumi.Output[str]
     rest_api_name: pulumi.Output[str]
@@ -179,6 +328,7 @@ class ApiFront(pulumi.ComponentResource):
     api_key_value: pulumi.Output[str]
     usage_plan_id: pulumi.Output[str]
     web_acl_arn: pulumi.Output[str]
+    waf_log_group_name: pulumi.Output[str]
     access_log_group_name: pulumi.Output[str]
     execution_arn: pulumi.Output[str]
 
@@ -412,34 +562,17 @@ class ApiFront(pulumi.ComponentResource):
 
         # --- WAF ---------------------------------------------------------------
         acl_name = namer.name("fraud-waf", "web_acl")
-        vendor, group = defaults.WAF_MANAGED_RULE_GROUP
-
-        def visibility(metric: str) -> dict[str, Any]:
-            return {"cloudwatch_metrics_enabled": True, "sampled_requests_enabled": True, "metric_name": metric}
-
         self.web_acl = aws.wafv2.WebAcl(
             f"{name}-waf",
             name=acl_name,
-            description="Rate limit per IP and AWS common rule set in front of the transaction API",
+            description="IP reputation, rate limits per API key and per IP, AWS known-bad-inputs and common rule sets",
             scope="REGIONAL",
             default_action={"allow": {}},
-            rules=[
-                {
-                    "name": "rate-limit-per-ip",
-                    "priority": 0,
-                    "action": {"block": {}},
-                    "statement": {"rate_based_statement": {"aggregate_key_type": "IP", "limit": args["waf_rate_limit"]}},
-                    "visibility_config": visibility(f"{acl_name}-rate-limit"),
-                },
-                {
-                    "name": f"{vendor}-{group}",
-                    "priority": 1,
-                    "override_action": {"count": {}} if defaults.WAF_MANAGED_RULES_COUNT_ONLY else {"none": {}},
-                    "statement": {"managed_rule_group_statement": {"vendor_name": vendor, "name": group}},
-                    "visibility_config": visibility(f"{acl_name}-common"),
-                },
-            ],
-            visibility_config=visibility(acl_name),
+            rules=waf_rules(acl_name, ip_rate_limit=args["waf_rate_limit"],
+                            api_key_rate_limit=args["waf_api_key_rate_limit"],
+                            count_mode_groups=list(args.get("waf_count_mode_rule_groups", ()))),
+            visibility_config={"cloudwatch_metrics_enabled": True, "sampled_requests_enabled": True,
+                               "metric_name": acl_name},
             tags=tags,
             opts=child,
         )
@@ -448,6 +581,32 @@ class ApiFront(pulumi.ComponentResource):
             resource_arn=self.stage.arn,
             web_acl_arn=self.web_acl.arn,
             opts=child,
+        )
+        # Every request the web ACL sees, allowed, counted or blocked, is an audit record: no logging filter.
+        # WAF only delivers to groups named `aws-waf-logs-*`, and wants the ARN without the `:*` suffix (which
+        # the provider's `arn` output never has).
+        self.waf_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name=namer.name(f"{defaults.WAF_LOG_GROUP_PREFIX}fraud-api"),
+            retention_in_days=retention,
+            kms_key_id=kms_key_arn,
+            tags=tags,
+            opts=child,
+        )
+        self.waf_log_policy = aws.cloudwatch.LogResourcePolicy(
+            f"{name}-waf-log-policy",
+            policy_name=namer.name("fraud-waf-log-delivery"),
+            policy_document=self.waf_log_group.arn.apply(waf_log_delivery_policy),
+            opts=child,
+        )
+        self.waf_logging = aws.wafv2.WebAclLoggingConfiguration(
+            f"{name}-waf-logging",
+            resource_arn=self.web_acl.arn,
+            log_destination_configs=[self.waf_log_group.arn],
+            # A logged API key is a usable key: WAF writes the header as REDACTED.
+            redacted_fields=[{"single_header": {"name": defaults.API_KEY_HEADER}}],
+            # With the delivery policy in place first, WAF does not write its own account-wide one.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.waf_log_policy]),
         )
 
         # --- invoke permission -------------------------------------------------
@@ -481,6 +640,7 @@ class ApiFront(pulumi.ComponentResource):
         self.api_key_value = pulumi.Output.secret(self.api_key.value)
         self.usage_plan_id = self.usage_plan.id
         self.web_acl_arn = self.web_acl.arn
+        self.waf_log_group_name = self.waf_log_group.name
         self.access_log_group_name = self.access_log_group.name
         self.execution_arn = self.rest_api.execution_arn
         self.register_outputs({
@@ -494,6 +654,7 @@ class ApiFront(pulumi.ComponentResource):
             "api_key_value": self.api_key_value,
             "usage_plan_id": self.usage_plan_id,
             "web_acl_arn": self.web_acl_arn,
+            "waf_log_group_name": self.waf_log_group_name,
             "access_log_group_name": self.access_log_group_name,
             "execution_arn": self.execution_arn,
         })

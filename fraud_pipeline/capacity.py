@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from . import defaults
-from .settings import PipelineSettings
+from .settings import WAF_RATE_WINDOW_SECONDS, PipelineSettings
 
 # --- handler speed (replace with measured figures: see `Assumptions`) ---------
 #: Seconds the stream-ingest function takes for a batch of `REFERENCE_BATCH_RECORDS`
@@ -417,6 +417,14 @@ def stages(s: PipelineSettings, a: Assumptions = Assumptions()) -> tuple[StageCa
     ref = a.reference_batch_records
 
     # REST ingest --------------------------------------------------------------
+    # The web ACL sees every request first. One client is one API key (the REST path carries the whole peak on
+    # one key in the worst case), and one transaction is one request.
+    window = WAF_RATE_WINDOW_SECONDS
+    out.append(StageCapacity(
+        "WAF (per API key)", s.waf_api_key_rate_limit / window,
+        f"rate-based rule per API key (x-api-key) {s.waf_api_key_rate_limit:,} requests / {window} s, the same "
+        f"ceiling for keyed requests from one IP; requests without a key {s.waf_rate_limit:,} / {window} s per IP "
+        f"({_num(s.waf_rate_limit / window)} req/s); 1 request per tx"))
     rate = min(s.api_throttle_rate, API_GATEWAY_ACCOUNT_RPS)
     out.append(StageCapacity(
         "API Gateway", float(rate),
@@ -504,8 +512,12 @@ def report(s: PipelineSettings, a: Assumptions = Assumptions(), stack: str | Non
     if s.provisioned:
         notes.append(f"DynamoDB auto-scaling targets {s.dynamodb_target_utilization_percent}% utilisation and needs a few "
                      "minutes to react; burst capacity (up to 300 s of unused capacity) bridges short spikes")
-    notes.append(f"WAF allows {s.waf_rate_limit:,} requests per 5 minutes per client IP "
-                 f"({_num(s.waf_rate_limit / 300)} req/s from one IP); a single REST client above that is blocked")
+    window = WAF_RATE_WINDOW_SECONDS
+    notes.append(f"WAF: requests without an x-api-key are limited to {s.waf_rate_limit:,} per {window // 60} minutes "
+                 f"per IP ({_num(s.waf_rate_limit / window)} req/s); keyed requests are limited per API key, not per "
+                 f"IP, so a client sending from several addresses keeps its key's {_num(s.waf_api_key_rate_limit / window)} "
+                 "req/s. A client that keeps sending above its usage-plan rate is throttled (429) by API Gateway and, "
+                 "once the 5-minute count passes the WAF limit, blocked (403) until its rate falls back")
     return CapacityReport(stack=stack or s.environment, region=s.region, peak=s.peak_transactions_per_second,
                           mode=s.capacity_check, stages=stages(s, a), assumptions=a, notes=tuple(notes))
 

@@ -8,8 +8,16 @@ import pytest
 
 from fraud_pipeline import api as api_module
 from fraud_pipeline import defaults
-from fraud_pipeline.api import ApiFront, label_request_schema, transaction_request_schema
-from fraud_pipeline.evaluation import Evaluation, evaluate
+from fraud_pipeline.api import (
+    WAF_RULE_COUNT_OVERRIDES,
+    ApiFront,
+    label_request_schema,
+    transaction_request_schema,
+    waf_log_delivery_policy,
+    waf_rules,
+)
+from fraud_pipeline.evaluation import Evaluation, evaluate, stack_config
+from fraud_pipeline.plan import settings_of
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -29,6 +37,10 @@ MODEL = "aws:apigateway/model:Model"
 STAGE = "aws:apigateway/stage:Stage"
 DEPLOYMENT = "aws:apigateway/deployment:Deployment"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+LOG_POLICY = "aws:cloudwatch/logResourcePolicy:LogResourcePolicy"
+GROUPS = defaults.WAF_MANAGED_RULE_GROUPS
 
 
 def api_args(**overrides):
@@ -46,6 +58,7 @@ def api_args(**overrides):
         "quota_limit": 250000,
         "quota_period": "WEEK",
         "waf_rate_limit": 1500,
+        "waf_api_key_rate_limit": 270000,
         "log_retention_days": 14,
         "tracing_enabled": True,
         "tags": {"team": "fraud"},
@@ -326,9 +339,10 @@ def test_every_log_group_has_retention_and_the_cmk(ev):
     # GIVEN the access-log group and the execution-log group API Gateway would otherwise create unencrypted
     groups = ev.of_type(LOG_GROUP)
     rest_api_id = ev.one(REST_API).id
-    # THEN both carry the stack's retention and the CMK
+    # THEN all three (with the WAF's) carry the stack's retention and the CMK
     assert {g.inputs["name"] for g in groups} == {
-        "/aws/apigateway/fraud-api-dev-abc12", f"API-Gateway-Execution-Logs_{rest_api_id}/v1"}
+        "/aws/apigateway/fraud-api-dev-abc12", f"API-Gateway-Execution-Logs_{rest_api_id}/v1",
+        "aws-waf-logs-fraud-api-dev-abc12"}
     for group in groups:
         assert group.inputs["retentionInDays"] == 14
         assert group.inputs["kmsKeyId"] == KMS_KEY_ARN
@@ -368,25 +382,257 @@ def test_api_key_usage_plan_and_key_binding(ev):
 # --- WAF ------------------------------------------------------------------------------------
 
 
-def test_waf_rate_limits_per_ip_and_counts_the_common_rule_set(ev):
+def rules_of(acl) -> dict[str, dict]:
+    """A web ACL's rules by name (camelCase, as the engine records them)."""
+    return {r["name"]: r for r in acl.inputs["rules"]}
+
+
+def managed_rule(rules: dict[str, dict], group: str) -> dict:
+    return rules[f"{defaults.WAF_MANAGED_RULE_VENDOR}-{group}"]
+
+
+def header_present(statement: dict) -> bool:
+    """The scope-down form that matches a request carrying x-api-key with a value."""
+    return statement == {"sizeConstraintStatement": {
+        "fieldToMatch": {"singleHeader": {"name": "x-api-key"}}, "comparisonOperator": "GT", "size": 0,
+        "textTransformations": [{"priority": 0, "type": "NONE"}]}}
+
+
+def test_waf_is_regional_allows_by_default_and_every_rule_is_visible(ev):
     # GIVEN the web ACL
-    acl = ev.one("aws:wafv2/webAcl:WebAcl")
-    rules = {r["name"]: r for r in acl.inputs["rules"]}
-    rate = next(r for r in rules.values() if "rateBasedStatement" in r["statement"])
-    managed = next(r for r in rules.values() if "managedRuleGroupStatement" in r["statement"])
-    # THEN it is regional, allows by default, blocks an IP over the limit, and counts the managed group
+    acl = ev.one(WEB_ACL)
+    rules = acl.inputs["rules"]
+    # THEN it is regional, allows what no rule stops, and every rule has metrics and sampled requests
     assert acl.inputs["scope"] == "REGIONAL"
     assert acl.inputs["defaultAction"] == {"allow": {}}
-    assert rate["statement"]["rateBasedStatement"] == {"aggregateKeyType": "IP", "limit": 1500}
-    assert rate["action"] == {"block": {}}
-    vendor, group = defaults.WAF_MANAGED_RULE_GROUP
-    assert managed["statement"]["managedRuleGroupStatement"] == {"vendorName": vendor, "name": group}
-    assert managed["overrideAction"] == ({"count": {}} if defaults.WAF_MANAGED_RULES_COUNT_ONLY else {"none": {}})
-    assert len({r["priority"] for r in rules.values()}) == len(rules)
-    for visibility in [acl.inputs["visibilityConfig"], *(r["visibilityConfig"] for r in rules.values())]:
+    assert len({r["priority"] for r in rules}) == len(rules)
+    for visibility in [acl.inputs["visibilityConfig"], *(r["visibilityConfig"] for r in rules)]:
         assert visibility["cloudwatchMetricsEnabled"] is True
         assert visibility["sampledRequestsEnabled"] is True
         assert visibility["metricName"]
+    assert len({r["visibilityConfig"]["metricName"] for r in rules}) == len(rules)
+
+
+def test_waf_rules_run_reputation_and_rate_limits_first_body_inspection_last(ev):
+    # GIVEN the web ACL WHEN its rules are put in priority order
+    ordered = [r["name"] for r in sorted(ev.one(WEB_ACL).inputs["rules"], key=lambda r: r["priority"])]
+    # THEN known-bad sources go first (they never use up a client's budget), then the rate limits, then the
+    # groups that inspect bodies
+    assert ordered == [
+        "AWS-AWSManagedRulesAmazonIpReputationList", "rate-limit-unkeyed-per-ip", "rate-limit-keyed-per-ip",
+        "rate-limit-per-api-key", "AWS-AWSManagedRulesKnownBadInputsRuleSet", "AWS-AWSManagedRulesCommonRuleSet"]
+
+
+def test_managed_groups_block_unless_listed_for_count_mode(ev):
+    # GIVEN the component built without count-mode groups (the default)
+    rules = rules_of(ev.one(WEB_ACL))
+    # THEN all three AWS groups run and block (override action none)
+    for group in GROUPS:
+        rule = managed_rule(rules, group)
+        statement = rule["statement"]["managedRuleGroupStatement"]
+        assert (statement["vendorName"], statement["name"]) == ("AWS", group)
+        assert rule["overrideAction"] == {"none": {}}, group
+        assert "action" not in rule
+    # WHEN one group is listed THEN only that one counts
+    listed = {r["name"]: r for r in waf_rules("acl", ip_rate_limit=100, api_key_rate_limit=1000,
+                                               count_mode_groups=["AWSManagedRulesKnownBadInputsRuleSet"])}
+    assert listed["AWS-AWSManagedRulesKnownBadInputsRuleSet"]["override_action"] == {"count": {}}
+    assert listed["AWS-AWSManagedRulesCommonRuleSet"]["override_action"] == {"none": {}}
+    assert listed["AWS-AWSManagedRulesAmazonIpReputationList"]["override_action"] == {"none": {}}
+
+
+def test_prod_blocks_with_all_three_groups_and_dev_counts(prod, dev):
+    # GIVEN the real stacks: prod lists no count-mode group, dev lists all three
+    assert settings_of("prod").waf_count_mode_rule_groups == ()
+    assert set(settings_of("dev").waf_count_mode_rule_groups) == set(GROUPS)
+    prod_rules, dev_rules = rules_of(prod.one(WEB_ACL)), rules_of(dev.one(WEB_ACL))
+    for group in GROUPS:
+        # THEN prod's groups block and dev's only count
+        assert managed_rule(prod_rules, group)["overrideAction"] == {"none": {}}, group
+        assert managed_rule(dev_rules, group)["overrideAction"] == {"count": {}}, group
+
+
+def test_only_the_justified_rule_inside_a_group_counts(prod):
+    # GIVEN prod's managed groups
+    rules = rules_of(prod.one(WEB_ACL))
+    overrides = {g: managed_rule(rules, g)["statement"]["managedRuleGroupStatement"].get("ruleActionOverrides", [])
+                 for g in GROUPS}
+    # THEN the common rule set counts NoUserAgent_HEADER (machine clients often send no User-Agent) and nothing else;
+    # SizeRestrictions_BODY keeps blocking (see test_no_documented_body_reaches_the_8_kb_the_common_rule_set_allows)
+    assert overrides == {
+        "AWSManagedRulesAmazonIpReputationList": [],
+        "AWSManagedRulesKnownBadInputsRuleSet": [],
+        "AWSManagedRulesCommonRuleSet": [{"name": "NoUserAgent_HEADER", "actionToUse": {"count": {}}}],
+    }
+    assert set(WAF_RULE_COUNT_OVERRIDES) == {"AWSManagedRulesCommonRuleSet"}
+    assert all(reason for reasons in WAF_RULE_COUNT_OVERRIDES.values() for reason in reasons.values())
+
+
+def _widest(schema: dict, lengths: dict[str, int]) -> dict:
+    """A body with every field the model allows at its longest, each character an escaped astral code point."""
+    astral = "\U0001F600"  # 12 bytes once JSON escapes it as a surrogate pair
+    body = {}
+    for field, spec in schema["properties"].items():
+        if "enum" in spec:
+            body[field] = max(spec["enum"], key=len)
+        elif spec.get("type") == "string" or field in lengths:
+            length = spec.get("maxLength") or lengths[field]
+            body[field] = astral * length if "pattern" not in spec else "9" * length
+        elif spec.get("type") == "integer":
+            body[field] = spec.get("maximum", 2 ** 53)
+        elif spec.get("type") == "boolean":
+            body[field] = False
+        else:
+            body[field] = 999999.99
+    return body
+
+
+def test_no_documented_body_reaches_the_8_kb_the_common_rule_set_allows():
+    # GIVEN the two request models, closed, every text field at its longest (fields without a maxLength at the
+    # length the handler allows: a card number of 19 digits and 18 separators, a 40-character ISO timestamp)
+    lengths = {"card_number": 37, "timestamp": 40, "transaction_id": 64, "currency": 3}
+    bodies = [_widest(transaction_request_schema(), lengths), _widest(label_request_schema(), lengths)]
+    assert transaction_request_schema()["additionalProperties"] is False
+    assert label_request_schema()["additionalProperties"] is False
+    # WHEN each is written pretty-printed with every non-ASCII character escaped
+    sizes = [len(json.dumps(body, indent=2, ensure_ascii=True).encode()) for body in bodies]
+    # THEN each stays under the common rule set's SizeRestrictions_BODY (8 KB), which can therefore keep blocking
+    assert all(size < 8 * 1024 for size in sizes), sizes
+    assert defaults.API_MAX_BODY_BYTES > 8 * 1024  # the handler's ceiling is a transport guard, not a body size
+
+
+def test_waf_limits_each_api_key_at_the_usage_plan_rate(ev):
+    # GIVEN the component built with a per-key limit of 270,000 requests / 5 min (900 req/s)
+    rules = rules_of(ev.one(WEB_ACL))
+    per_key = rules["rate-limit-per-api-key"]
+    statement = per_key["statement"]["rateBasedStatement"]
+    # THEN one blocking rule counts requests per value of the x-api-key header, only that header, over 300 s
+    assert per_key["action"] == {"block": {}}
+    assert statement["aggregateKeyType"] == "CUSTOM_KEYS"
+    assert statement["customKeys"] == [
+        {"header": {"name": defaults.API_KEY_HEADER, "textTransformations": [{"priority": 0, "type": "NONE"}]}}]
+    assert statement["limit"] == 270000
+    assert statement["evaluationWindowSec"] == 300
+    assert "scopeDownStatement" not in statement  # requests without the header are left out by WAF itself
+
+
+@pytest.mark.parametrize("ip_limit, key_limit", [(1500, 270000), (10, 600), (2000, 3000000)])
+def test_rate_limits_follow_the_arguments(ip_limit, key_limit):
+    # GIVEN any limits within WAF's range WHEN the rules are built THEN each rate rule carries its own
+    rules = {r["name"]: r["statement"]["rate_based_statement"]
+             for r in waf_rules("acl", ip_rate_limit=ip_limit, api_key_rate_limit=key_limit)
+             if "rate_based_statement" in r["statement"]}
+    assert rules["rate-limit-unkeyed-per-ip"]["limit"] == ip_limit
+    assert rules["rate-limit-keyed-per-ip"]["limit"] == key_limit
+    assert rules["rate-limit-per-api-key"]["limit"] == key_limit
+
+
+def test_unkeyed_requests_are_limited_per_ip_and_keyed_ones_get_the_per_key_ceiling(ev):
+    # GIVEN the two per-IP rules
+    rules = rules_of(ev.one(WEB_ACL))
+    unkeyed = rules["rate-limit-unkeyed-per-ip"]["statement"]["rateBasedStatement"]
+    keyed = rules["rate-limit-keyed-per-ip"]["statement"]["rateBasedStatement"]
+    # THEN the tight one counts only requests WITHOUT an x-api-key (WAF's documented missing-header test) ...
+    assert unkeyed["aggregateKeyType"] == "IP" and unkeyed["limit"] == 1500
+    assert header_present(unkeyed["scopeDownStatement"]["notStatement"]["statement"])
+    # ... and the one for requests WITH a key (random keys) sits at the per-key limit, never below it
+    assert keyed["aggregateKeyType"] == "IP" and keyed["limit"] == 270000
+    assert header_present(keyed["scopeDownStatement"])
+    assert rules["rate-limit-unkeyed-per-ip"]["action"] == rules["rate-limit-keyed-per-ip"]["action"] == {"block": {}}
+
+
+def test_the_stacks_key_their_limits_on_the_usage_plan(stack):
+    # GIVEN each real stack THEN the per-key rule is the usage plan's rate over the 5-minute window
+    s = settings_of(stack.stack)
+    rules = rules_of(stack.one(WEB_ACL))
+    assert rules["rate-limit-per-api-key"]["statement"]["rateBasedStatement"]["limit"] == s.api_throttle_rate * 300
+    assert rules["rate-limit-unkeyed-per-ip"]["statement"]["rateBasedStatement"]["limit"] == s.waf_rate_limit
+    plan = stack.one("aws:apigateway/usagePlan:UsagePlan").inputs["throttleSettings"]["rateLimit"]
+    assert rules["rate-limit-per-api-key"]["statement"]["rateBasedStatement"]["limit"] == plan * 300
+
+
+def test_changed_stack_settings_reach_the_web_acl():
+    # GIVEN dev with a slower usage plan, a tighter unkeyed limit and only the common rule set in count mode
+    config = {**stack_config("dev"), "fraud-pipeline:apiThrottleRate": "250", "fraud-pipeline:wafRateLimit": "500",
+              "fraud-pipeline:wafCountModeRuleGroups": json.dumps(["AWSManagedRulesCommonRuleSet"])}
+    # WHEN the program is evaluated
+    rules = rules_of(evaluate("dev", config).one(WEB_ACL))
+    # THEN the web ACL follows: 250 req/s x 300 s per key, 500 per IP unkeyed, two groups blocking
+    assert rules["rate-limit-per-api-key"]["statement"]["rateBasedStatement"]["limit"] == 75000
+    assert rules["rate-limit-keyed-per-ip"]["statement"]["rateBasedStatement"]["limit"] == 75000
+    assert rules["rate-limit-unkeyed-per-ip"]["statement"]["rateBasedStatement"]["limit"] == 500
+    assert managed_rule(rules, "AWSManagedRulesCommonRuleSet")["overrideAction"] == {"count": {}}
+    assert managed_rule(rules, "AWSManagedRulesKnownBadInputsRuleSet")["overrideAction"] == {"none": {}}
+    assert managed_rule(rules, "AWSManagedRulesAmazonIpReputationList")["overrideAction"] == {"none": {}}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ip_rate_limit": 9, "api_key_rate_limit": 1000}, "waf_rate_limit = 9"),
+    ({"ip_rate_limit": 100, "api_key_rate_limit": 2_000_000_001}, "waf_api_key_rate_limit = 2000000001"),
+    ({"ip_rate_limit": 100, "api_key_rate_limit": 1000, "window_seconds": 30}, "evaluation window 30 s"),
+    ({"ip_rate_limit": 100, "api_key_rate_limit": 1000, "count_mode_groups": ["AWSManagedRulesSQLiRuleSet"]},
+     "unknown WAF managed rule group"),
+])
+def test_limits_outside_what_waf_accepts_fail_at_preview(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        waf_rules("acl", **kwargs)
+
+
+# --- WAF logging ----------------------------------------------------------------------------
+
+
+def test_waf_logs_every_request_with_the_api_key_redacted(ev):
+    # GIVEN the logging configuration and its log group
+    logging = ev.one(WAF_LOGGING)
+    group = ev.one(LOG_GROUP, "waf-logs")
+    # THEN the ACL logs to the group by its ARN as WAF wants it (no `:*`), the key header is redacted,
+    # and no filter leaves requests out of the audit log
+    assert logging.inputs["resourceArn"] == ev.one(WEB_ACL).outputs["arn"]
+    assert logging.inputs["logDestinationConfigs"] == [group.outputs["arn"]]
+    assert not group.outputs["arn"].endswith(":*")
+    assert logging.inputs["redactedFields"] == [{"singleHeader": {"name": "x-api-key"}}]
+    assert "loggingFilter" not in logging.inputs
+    # AND it is declared after the delivery policy, so WAF does not write its own account-wide one
+    assert ev.one(LOG_POLICY).urn in logging.depends_on
+
+
+def test_waf_log_group_is_named_for_waf_encrypted_and_kept_for_the_audit_retention(ev):
+    group = ev.one(LOG_GROUP, "waf-logs")
+    assert group.inputs["name"] == "aws-waf-logs-fraud-api-dev-abc12"
+    assert group.inputs["name"].startswith(defaults.WAF_LOG_GROUP_PREFIX)
+    assert group.inputs["kmsKeyId"] == KMS_KEY_ARN
+    assert group.inputs["retentionInDays"] == 14
+    assert group.inputs["tags"] == {"team": "fraud"}
+
+
+def test_waf_log_delivery_policy_is_scoped_to_this_group_and_account(ev):
+    # GIVEN the CloudWatch Logs resource policy
+    policy = ev.one(LOG_POLICY)
+    group_arn = ev.one(LOG_GROUP, "waf-logs").outputs["arn"]
+    [statement] = statements(policy.inputs["policyDocument"])
+    # THEN only WAF's log delivery may create streams and write events, in this group only, for this account
+    assert policy.inputs["policyName"] == "fraud-waf-log-delivery-dev-abc12"
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert sorted(statement["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statement["Resource"] == f"{group_arn}:log-stream:*"
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+                                      "ArnLike": {"aws:SourceArn": f"arn:aws:logs:{REGION}:{ACCOUNT}:*"}}
+
+
+def test_waf_log_delivery_policy_follows_the_partition_and_region():
+    doc = json.loads(waf_log_delivery_policy("arn:aws-us-gov:logs:us-gov-west-1:111122223333:log-group:aws-waf-logs-x"))
+    condition = doc["Statement"][0]["Condition"]
+    assert condition["ArnLike"]["aws:SourceArn"] == "arn:aws-us-gov:logs:us-gov-west-1:111122223333:*"
+    assert condition["StringEquals"]["aws:SourceAccount"] == "111122223333"
+
+
+def test_stacks_log_waf_with_the_stack_key_for_the_audit_retention(stack):
+    # GIVEN each real stack THEN its WAF log group keeps the audit retention, under the stack's own key
+    group = stack.one(LOG_GROUP, defaults.WAF_LOG_GROUP_PREFIX)
+    assert group.inputs["retentionInDays"] == settings_of(stack.stack).audit_log_retention_days
+    assert group.inputs["kmsKeyId"] == stack.one("aws:kms/key:Key", "fraud-kms").outputs["arn"]
+    assert stack.one(WAF_LOGGING).inputs["logDestinationConfigs"] == [group.outputs["arn"]]
 
 
 def test_waf_is_associated_with_the_stage(ev):
@@ -436,8 +682,8 @@ def test_account_logging_role_can_be_left_to_another_program(ev_shared_account):
     # THEN the component creates neither the account setting nor its role
     assert ev_shared_account.of_type("aws:apigateway/account:Account") == []
     assert ev_shared_account.of_type("aws:iam/role:Role") == []
-    # but still creates the encrypted execution-log group the stage writes to
-    assert len(ev_shared_account.of_type(LOG_GROUP)) == 2
+    # but still creates the encrypted execution-log group the stage writes to (beside the access and WAF logs)
+    assert len(ev_shared_account.of_type(LOG_GROUP)) == 3
 
 
 def test_component_outputs_resolve():
@@ -447,7 +693,8 @@ def test_component_outputs_resolve():
     def program():
         front = ApiFront("api", api_args())
         for key in ("rest_api_id", "rest_api_name", "stage_name", "invoke_url", "endpoint", "label_endpoint", "api_key_id",
-                    "api_key_value", "usage_plan_id", "web_acl_arn", "access_log_group_name", "execution_arn"):
+                    "api_key_value", "usage_plan_id", "web_acl_arn", "waf_log_group_name", "access_log_group_name",
+                    "execution_arn"):
             pulumi.export(key, getattr(front, key))
         pulumi.export("api_key_value_is_secret", pulumi.Output.from_input(front.api_key_value.is_secret()))
 
@@ -460,6 +707,7 @@ def test_component_outputs_resolve():
     assert exports["invoke_url"].endswith("/v1")
     assert exports["rest_api_name"] == "fraud-api-dev-abc12"
     assert exports["access_log_group_name"] == "/aws/apigateway/fraud-api-dev-abc12"
+    assert exports["waf_log_group_name"] == "aws-waf-logs-fraud-api-dev-abc12"
     assert exports["api_key_value"]
     assert exports["api_key_value_is_secret"] is True
     assert exports["execution_arn"].startswith(f"arn:aws:execute-api:{REGION}:{ACCOUNT}:")

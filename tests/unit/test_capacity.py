@@ -124,6 +124,24 @@ def test_on_demand_uses_the_per_table_quota():
     assert report(s).stage("features table writes").capacity == pytest.approx(40000 / 10)
 
 
+def test_waf_stage_is_the_per_key_rate_limit_and_comes_first():
+    # GIVEN an 800 req/s usage plan: the WAF's per-key rule allows 800 x 300 = 240,000 requests per 5 minutes
+    s = settings(api_throttle_rate=800, waf_rate_limit=1200)
+    r = report(s)
+    row = r.stage("WAF (per API key)")
+    # THEN one client (one key) carries 240,000 / 300 s = 800 tx/s, one request per transaction
+    assert s.waf_api_key_rate_limit == 240000
+    assert row.capacity == pytest.approx(800)
+    assert "240,000 requests / 300 s" in row.limit and "1 request per tx" in row.limit
+    # AND the unkeyed per-IP limit is named, in the stage and in the notes (1,200 / 300 s = 4 req/s)
+    assert "without a key 1,200 / 300 s per IP (4.00 req/s)" in row.limit
+    assert any("without an x-api-key are limited to 1,200 per 5 minutes per IP" in n for n in r.notes)
+    # AND it is the first stage a REST transaction meets, before API Gateway
+    assert [x.stage for x in r.rows][:2] == ["WAF (per API key)", "API Gateway"]
+    # WHEN the key's budget changes with the plan THEN the stage follows
+    assert capacity_of("WAF (per API key)", settings(api_throttle_rate=50)) == pytest.approx(50)
+
+
 def test_api_stages():
     s = settings(api_throttle_rate=800, api_reserved_concurrency=20)
     assert capacity_of("API Gateway", s) == 800
@@ -209,6 +227,8 @@ def test_new_settings_are_validated():
     ({"fraud-pipeline:peakTransactionsPerSecond": "500", "fraud-pipeline:dynamodbMaxWriteCapacity": "2000",
       "fraud-pipeline:averageTransactionBytes": "2000"}, "transactions table writes"),
     ({"fraud-pipeline:peakTransactionsPerSecond": "500"}, "detection function"),
+    # a usage plan below the peak: the WAF's per-key limit (250 x 300 per 5 min) is met before API Gateway's throttle
+    ({"fraud-pipeline:peakTransactionsPerSecond": "300", "fraud-pipeline:apiThrottleRate": "250"}, "WAF (per API key)"),
 ])
 def test_peak_above_a_stage_fails_preview_before_any_resource(changes, stage):
     # GIVEN the prod stack file with a peak one of its stages cannot carry
@@ -261,7 +281,7 @@ def test_cli_prints_the_table_and_writes_a_png(tmp_path):
     assert "Capacity of stack 'prod' (region us-east-1); peak 300 tx/s" in out
     assert "headroom" in out and "Bottleneck: detection function at 400 tx/s (25% headroom" in out
     assert "Assumptions:" in out and "detection batch time: 0.5 s per 100 records" in out
-    for stage in ("API Gateway", "Kinesis stream", "detection function", "SNS publish"):
+    for stage in ("WAF (per API key)", "API Gateway", "Kinesis stream", "detection function", "SNS publish"):
         assert stage in out
     # AND writes a valid PNG
     data = chart.read_bytes()
