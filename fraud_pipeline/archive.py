@@ -11,45 +11,33 @@ may name any artifact there. The shipped default model is uploaded to
 `models/default-<sha256[:12]>.json`: a new model is a new key, and the old
 object is retained, so the parameter (which operators own) never names a
 deleted artifact.
+
+Two evidence controls hang off the bucket, each a child component:
+`ArchiveAccessTrail` (audit_trail.py: every object read and write recorded as
+CloudTrail data events, where `archiveAccessLogging` is on) and `ArchiveReplica`
+(replication.py: every object replicated to a hardened bucket under its own key
+in `archiveReplicationRegion`). The replica is declared first, so the trail can
+record its objects too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Mapping, NotRequired, Optional, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from . import defaults
+from . import buckets, defaults
+from .audit_trail import ArchiveAccessTrail
 from .naming import Namer
+from .replication import ArchiveReplica
 
 
 def bucket_policy(bucket_arn: str) -> dict:
-    """TLS-only, and only SSE-KMS uploads: nothing lands in the archive unencrypted or over plain HTTP."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
-            {
-                "Sid": "DenyOutdatedTls",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-            },
-        ],
-    }
+    """TLS-only (see `buckets.bucket_policy`): nothing reaches the archive over plain HTTP or old TLS."""
+    return buckets.bucket_policy(bucket_arn)
 
 
 def model_object_key(data: bytes, name: str = "default") -> str:
@@ -92,7 +80,15 @@ class ArchiveBucketArgs(TypedDict):
     expiration_days: pulumi.Input[int]
     """Days before objects expire (the evidence retention period)."""
     force_destroy: NotRequired[bool]
-    """Let `pulumi destroy` empty the bucket (dev only)."""
+    """Let `pulumi destroy` empty the bucket (dev only); applies to the replica and the access-log bucket too."""
+    region: str
+    """The stack's region: the bucket's, the access trail's home region, and the replication source region."""
+    access_logging: NotRequired[bool]
+    """Record every object read and write (and the replica's) as CloudTrail data events in a trail of its own."""
+    access_log_retention_days: NotRequired[int]
+    """Days the access trail's log files are kept (the audit retention); required with `access_logging`."""
+    replication_region: NotRequired[str]
+    """Replicate every object to a bucket under its own key in this region; "" or absent = no replica."""
     default_model_path: NotRequired[str]
     """A model file to upload to `models/default-<sha256[:12]>.json` under the CMK (see `model_object_key`)."""
     tags: NotRequired[pulumi.Input[Mapping[str, str]]]
@@ -100,71 +96,38 @@ class ArchiveBucketArgs(TypedDict):
 
 
 class ArchiveBucket(pulumi.ComponentResource):
-    """Private, versioned, SSE-KMS bucket with lifecycle."""
+    """Private, versioned, SSE-KMS bucket with lifecycle; optionally access-logged and replicated."""
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
     default_model_key: Optional[str]
     """The uploaded default model's key (known at preview), or None when no model file was given."""
+    replica_bucket_name: Optional[pulumi.Output[str]]
+    """The replica's bucket name, or None without replication."""
+    replica_bucket_arn: Optional[pulumi.Output[str]]
+    """The replica's bucket ARN, or None without replication."""
+    replica_kms_key_arn: Optional[pulumi.Output[str]]
+    """The replica region's key the replicas are encrypted with, or None without replication."""
+    access_trail_arn: Optional[pulumi.Output[str]]
+    """The access trail's ARN, or None without access logging."""
+    access_log_bucket_name: Optional[pulumi.Output[str]]
+    """The bucket the access trail delivers to, or None without access logging."""
 
     def __init__(self, name: str, args: ArchiveBucketArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fraud-pipeline:index:ArchiveBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
-            bucket=namer.name("fraud-archive", "bucket"),
-            force_destroy=args.get("force_destroy", False),
-            tags=args.get("tags"),
-            opts=child,
+        force_destroy = args.get("force_destroy", False)
+        hardened = buckets.hardened_bucket(
+            name, namer.name("fraud-archive", "bucket"), parent=self, kms_key_arn=args["kms_key_arn"],
+            lifecycle_rules=lifecycle_rules(args["transition_days"], args["expiration_days"]),
+            force_destroy=force_destroy, tags=args.get("tags"),
         )
+        self.hardened = hardened
+        self.bucket, self.public_access_block, self.ownership = hardened.bucket, hardened.public_access_block, hardened.ownership
+        self.encryption, self.versioning, self.lifecycle = hardened.encryption, hardened.versioning, hardened.lifecycle
+        self.policy = hardened.policy
         bucket = self.bucket.id
-        self.public_access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block",
-            bucket=bucket,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        self.ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket,
-            rule={"object_ownership": defaults.S3_OBJECT_OWNERSHIP},
-            opts=child,
-        )
-        self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket,
-            rules=[{
-                "apply_server_side_encryption_by_default": {
-                    "sse_algorithm": "aws:kms",
-                    "kms_master_key_id": args["kms_key_arn"],
-                },
-                "bucket_key_enabled": True,
-            }],
-            opts=child,
-        )
-        self.versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            bucket=bucket,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-        self.lifecycle = aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=bucket,
-            rules=lifecycle_rules(args["transition_days"], args["expiration_days"]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
-        )
-        self.policy = aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=bucket,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(bucket_policy(arn))),
-            # A policy put before the public-access block exists could be judged public.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
-        )
         self.default_model_key = None
         self.default_model: Optional[aws.s3.BucketObjectv2] = None
         if args.get("default_model_path"):
@@ -184,7 +147,39 @@ class ArchiveBucket(pulumi.ComponentResource):
                 # `model` parameter may still name it.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=[self.encryption]),
             )
+        replication_region = args.get("replication_region") or ""
+        self.replica: Optional[ArchiveReplica] = None
+        if replication_region:
+            self.replica = ArchiveReplica(f"{name}-replica", {
+                "environment": args["environment"], "environment_suffix": args["environment_suffix"],
+                "source_region": args["region"], "replica_region": replication_region,
+                "source_bucket_id": bucket, "source_bucket_arn": self.bucket.arn,
+                "source_kms_key_arn": args["kms_key_arn"], "source_versioning": self.versioning,
+                "lifecycle_rules": lifecycle_rules(args["transition_days"], args["expiration_days"]),
+                "force_destroy": force_destroy, "tags": args.get("tags"),
+            }, child)
+        self.access_trail: Optional[ArchiveAccessTrail] = None
+        if args.get("access_logging"):
+            if "access_log_retention_days" not in args:
+                raise ValueError("ArchiveBucketArgs.access_log_retention_days is required with access_logging")
+            self.access_trail = ArchiveAccessTrail(f"{name}-access", {
+                "environment": args["environment"], "environment_suffix": args["environment_suffix"],
+                "region": args["region"], "kms_key_arn": args["kms_key_arn"], "archive_bucket_arn": self.bucket.arn,
+                **({"replica_bucket_arn": self.replica.bucket_arn} if self.replica else {}),
+                "retention_days": args["access_log_retention_days"], "force_destroy": force_destroy,
+                "tags": args.get("tags"),
+            }, child)
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
+        self.replica_bucket_name = self.replica.bucket_name if self.replica else None
+        self.replica_bucket_arn = self.replica.bucket_arn if self.replica else None
+        self.replica_kms_key_arn = self.replica.key_arn if self.replica else None
+        self.access_trail_arn = self.access_trail.trail_arn if self.access_trail else None
+        self.access_log_bucket_name = self.access_trail.log_bucket_name if self.access_trail else None
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn,
-                               "default_model_key": self.default_model_key})
+                               "default_model_key": self.default_model_key,
+                               "replica_bucket_name": self.replica_bucket_name,
+                               "replica_bucket_arn": self.replica_bucket_arn,
+                               "replica_kms_key_arn": self.replica_kms_key_arn,
+                               "access_trail_arn": self.access_trail_arn,
+                               "access_log_bucket_name": self.access_log_bucket_name})
