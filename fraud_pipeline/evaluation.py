@@ -51,6 +51,7 @@ class RecordedResource:
     id: str = ""
     ignore_changes: list[str] = field(default_factory=list)
     depends_on: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
 
     @property
     def physical_name(self) -> str:
@@ -179,6 +180,34 @@ class AwsMocks(pulumi.runtime.Mocks):
         elif t == "aws:lambda/eventSourceMapping:EventSourceMapping":
             resource_id = f"{rid[:8]}-{rid[:4]}-{rid[4:8]}-{rid[6:10]}-{rid}{rid[:2]}"
             out.update(uuid=resource_id, arn=arn("lambda", f"event-source-mapping:{resource_id}"))
+        elif t == "aws:lambda/codeSigningConfig:CodeSigningConfig":
+            config_id = f"csc-{rid}{rid[:7]}"
+            out.update(arn=arn("lambda", f"code-signing-config:{config_id}"), configId=config_id,
+                       lastModified="2026-01-01T00:00:00Z")
+            resource_id = out["arn"]
+        elif t == "aws:lambda/layerVersion:LayerVersion":
+            layer_arn = arn("lambda", f"layer:{inputs.get('layerName', name)}")
+            out.update(layerArn=layer_arn, version="1", arn=f"{layer_arn}:1", codeSha256=rid,
+                       signingProfileVersionArn=None, signingJobArn=None)
+            resource_id = out["arn"]
+        elif t == "aws:signer/signingProfile:SigningProfile":
+            profile_name = inputs.get("name") or f"{inputs.get('namePrefix', 'profile_')}{rid}"
+            version = rid[:10]
+            profile_arn = arn("signer", f"/signing-profiles/{profile_name}")
+            out.update(name=profile_name, arn=profile_arn, version=version, versionArn=f"{profile_arn}/{version}",
+                       platformDisplayName="AWS Lambda", status="Active")
+            resource_id = profile_name
+        elif t == "aws:signer/signingJob:SigningJob":
+            job_id = f"{rid[:8]}-{rid[:4]}-{rid[4:8]}-{rid[6:10]}-{rid}{rid[:2]}"
+            destination = (inputs.get("destination") or {}).get("s3") or {}
+            out.update(jobId=job_id, status="Succeeded", platformId="AWSLambda-SHA384-ECDSA",
+                       signedObjects=[{"s3s": [{"bucket": destination.get("bucket"),
+                                                "key": f"{destination.get('prefix', '')}{job_id}.zip"}]}])
+            resource_id = job_id
+        elif t == "aws:s3/bucketObjectv2:BucketObjectv2":
+            # Versioned buckets give every upload a version id (a signing job signs one version).
+            out["versionId"] = f"v{rid}{rid[:6]}"
+            out.setdefault("arn", arn(t.split(":")[1].split("/")[0], f"{t.split(':')[-1].lower()}/{name}"))
         elif t == "aws:cloudwatch/logGroup:LogGroup":
             out["arn"] = arn("logs", f"log-group:{name}")
         elif t == "aws:ssm/parameter:Parameter":
@@ -246,6 +275,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             urn=response.urn, type=request.type, name=request.name, parent=request.parent,
             custom=bool(request.custom), inputs=_plain(inputs), outputs=_plain(registration.state), id=registration.id,
             ignore_changes=list(request.ignoreChanges), depends_on=list(request.dependencies),
+            replace_on_changes=list(request.replaceOnChanges),
         ))
         return response
 

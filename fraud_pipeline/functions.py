@@ -79,7 +79,18 @@ class BucketTrigger(TypedDict):
     without it, such an event is dropped)."""
 
 
+class S3Code(TypedDict):
+    """A deployment package stored in S3 (the signed object of a signing job)."""
+
+    bucket: pulumi.Input[str]
+    """Bucket name."""
+    key: pulumi.Input[str]
+    """Object key."""
+
+
 class VpcPlacement(TypedDict):
+    """Where a function's Hyperplane ENIs go: the private subnets and the functions' security group."""
+
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Private subnets (two AZs)."""
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
@@ -95,8 +106,13 @@ class PipelineFunctionArgs(TypedDict):
     """Logical name (`api`, `ingest`, ...): the function is `fraud-<key>-<env>-<suffix>`."""
     handler: str
     """Module path of the handler inside the archive, e.g. `handlers.api_handler.handler`."""
-    code: pulumi.Input[pulumi.Archive]
-    """The handlers archive (shared by every function of the pipeline)."""
+    code: NotRequired[pulumi.Input[pulumi.Archive]]
+    """The handlers archive (shared by every function of the pipeline); exactly one of `code` and `s3_code`."""
+    s3_code: NotRequired[S3Code]
+    """The handlers as an S3 object (the signed object of a signing job) instead of `code`."""
+    code_signing_config_arn: NotRequired[pulumi.Input[str]]
+    """Code signing config that checks the code's and every layer's signature at each deployment; needs
+    `s3_code` (an archive uploaded by Pulumi carries no signature, and an enforcing config rejects it)."""
     memory_mb: pulumi.Input[int]
     """Memory (and so CPU share)."""
     timeout_seconds: pulumi.Input[int]
@@ -114,9 +130,9 @@ class PipelineFunctionArgs(TypedDict):
     handler_statements: pulumi.Input[Sequence[Mapping]]
     """IAM statements for what the handler code calls (from `permissions.handler_statements`)."""
     layers: NotRequired[Sequence[pulumi.Input[str]]]
-    """Layer ARNs (the AWS-published Powertools layer)."""
+    """Layer ARNs: the Powertools layer (AWS's, or the stack's own signed copy under code signing)."""
     vpc: NotRequired[VpcPlacement]
-    """Run inside the private network."""
+    """Run inside the private network (and get the ENI grants Lambda needs for it)."""
     event_source: NotRequired[EventSource]
     """The mapping that feeds this function, if any."""
     bucket_trigger: NotRequired[BucketTrigger]
@@ -138,6 +154,11 @@ class PipelineFunction(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PipelineFunctionArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fraud-pipeline:index:PipelineFunction", name, None, opts)
+        if ("code" in args) == ("s3_code" in args):
+            raise ValueError(f"PipelineFunction {name}: give exactly one of code and s3_code")
+        if "code_signing_config_arn" in args and "s3_code" not in args:
+            raise ValueError(f"PipelineFunction {name}: a code signing config needs s3_code (the signed object); "
+                             "an archive uploaded as `code` carries no signature and would be rejected")
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])
         function_name = namer.name(f"fraud-{args['key']}", "function")
@@ -197,7 +218,11 @@ class PipelineFunction(pulumi.ComponentResource):
             runtime=defaults.LAMBDA_RUNTIME,
             architectures=[defaults.LAMBDA_ARCHITECTURE],
             handler=args["handler"],
-            code=args["code"],
+            code=args.get("code"),
+            # A signed package is a new key per signing job, so a re-signed change is a code update.
+            s3_bucket=args["s3_code"]["bucket"] if "s3_code" in args else None,
+            s3_key=args["s3_code"]["key"] if "s3_code" in args else None,
+            code_signing_config_arn=args.get("code_signing_config_arn"),
             memory_size=args["memory_mb"],
             timeout=args["timeout_seconds"],
             reserved_concurrent_executions=args["reserved_concurrency"],

@@ -1,10 +1,18 @@
-"""PrivateNetwork: the private VPC the detection function runs in.
+"""PrivateNetwork: the private VPC every function of the pipeline runs in.
 
-The detection function reads card tokens and scores transactions; keeping its
-traffic off the internet is the point of this component. There is no internet
-gateway and no NAT gateway: every AWS API the function calls is reached through
-a VPC endpoint, so a compromised dependency has nowhere to send data but AWS
-services this account already uses, and no NAT hourly or per-GB charge accrues.
+The API and stream-ingest functions see full card numbers, detection reads card
+tokens and scores transactions, and the others write labels, alerts and
+decisions; keeping their traffic off the internet is the point of this
+component. There is no internet gateway and no NAT gateway: every AWS API a
+handler calls is reached through a VPC endpoint, so a compromised dependency has
+nowhere to send data but AWS services this account already uses, and no NAT
+hourly or per-GB charge accrues.
+
+What does not cross the VPC: Lambda's event source mappings (Kinesis, the table's
+stream, the alert queue) poll and deliver from the Lambda service, and their
+on-failure destinations are written by it; API Gateway, Step Functions and S3
+invoke the functions from outside; Lambda ships stdout (logs and Powertools' EMF
+metrics) and decrypts the environment itself. None of that needs an endpoint.
 """
 
 from __future__ import annotations
@@ -25,35 +33,73 @@ DEFAULT_CIDR_BLOCK = "10.40.0.0/16"
 
 #: Two AZs: Lambda keeps running when one AZ fails, and every interface endpoint
 #: is billed per AZ, so a third AZ would add cost without adding a failure domain
-#: the function needs.
+#: the functions need.
 SUBNET_COUNT = 2
 
-#: Interface endpoints for the AWS APIs the VPC (detection) function calls other
-#: than DynamoDB and S3, which go through free gateway endpoints. Each is billed
-#: per AZ-hour, so only what the function actually calls is here:
+#: The AWS APIs each function's handler code calls, by boto3 client name (`handlers/clients.py`
+#: `client(<name>)`): the table the endpoint list below is derived from. It matches each
+#: function's IAM grants (`permissions.handler_statements`), and tests/unit/test_network.py
+#: checks both that and that every `client(...)` call under handlers/ is covered, so a new
+#: call in a handler cannot ship without its endpoint (it would time out in staging and prod).
+FUNCTION_AWS_SERVICES: dict[str, tuple[str, ...]] = {
+    "api": ("dynamodb", "ssm"),
+    "ingest": ("dynamodb", "s3", "ssm"),
+    "detection": ("dynamodb", "s3", "sqs", "events", "ssm", "sagemaker-runtime"),
+    "notification": ("dynamodb", "sns", "ssm"),
+    "review": ("dynamodb", "events", "sns", "ssm", "sagemaker-runtime"),
+    "label": ("dynamodb", "events"),
+    "label-ingest": ("dynamodb", "s3", "events"),
+}
+
+#: boto3 client names whose PrivateLink service name differs (`com.amazonaws.<region>.<service>`).
+_ENDPOINT_SERVICE_OF_CLIENT = {"sagemaker-runtime": "sagemaker.runtime"}
+
+
+def endpoint_service_of_client(client_name: str) -> str:
+    """The PrivateLink short service name for a boto3 client name (`sagemaker-runtime` -> `sagemaker.runtime`)."""
+    return _ENDPOINT_SERVICE_OF_CLIENT.get(client_name, client_name)
+
+
+#: Interface endpoints for the AWS APIs the functions call (`FUNCTION_AWS_SERVICES`) other
+#: than DynamoDB and S3, which go through free gateway endpoints. Each is billed per AZ-hour
+#: (us-east-1: $0.01, so 6 endpoints x 2 AZs x 730 h = $87.60 a month per stack, plus $0.01
+#: per GB processed), so only what a handler actually calls is here:
 #:
-#: * ``sqs`` - flagged transactions are sent to the alert queue (``ALERT_QUEUE_URL``).
-#: * ``events`` - every decision is put on the EventBridge bus (``EVENT_BUS_NAME``).
-#: * ``ssm`` - the ML endpoint name is read from ``ML_ENDPOINT_PARAM``.
-#: * ``sagemaker.runtime`` - scoring against the ML endpoint when that parameter is
-#:   not ``none``; it can be switched on with ``put-parameter`` and no deploy, so
-#:   the path must already exist.
-#: * ``xray`` - tracing is on in every stack that runs the network; Lambda's
-#:   X-Ray daemon uploads segments over HTTPS, and without a path traces are
-#:   dropped silently instead of failing loudly, so the endpoint is kept.
+#: * ``sqs`` - detection sends flagged transactions to the alert queue (``ALERT_QUEUE_URL``).
+#: * ``events`` - detection puts every decision, and the label paths (label, label-ingest,
+#:   review) put every applied label, on the EventBridge bus (``EVENT_BUS_NAME``).
+#: * ``ssm`` - the card-token key (api, ingest), detection's model, lists and ML endpoint
+#:   parameters, and the notification templates (notification, review).
+#: * ``sns`` - notification and review publish alerts to the fraud-alert topic.
+#: * ``sagemaker.runtime`` - detection and review score against the ML endpoint when
+#:   ``ML_ENDPOINT_PARAM`` is not ``none``; that can be switched on with ``put-parameter``
+#:   and no deploy, so the path must already exist.
+#: * ``xray`` - tracing is on in every stack that runs the network. The X-Ray daemon is run
+#:   by Lambda, not by the handlers, and AWS does not document whether it uploads through
+#:   the function's VPC; without a path traces would be dropped silently rather than fail,
+#:   so the endpoint ($14.60 a month) is kept until a staging trace shows it unneeded.
 #:
-#: Deliberately absent: ``kms`` (SQS, S3, DynamoDB, SSM, EventBridge and Lambda's
-#: environment decryption all call KMS server-side, never from the function),
-#: ``sts`` (the execution role's credentials come from the Lambda runtime),
-#: ``logs`` and ``monitoring`` (Lambda ships stdout, and Powertools' EMF metrics
-#: with it, outside the VPC), ``kinesis`` and ``sns`` (only functions outside the
-#: VPC call them).
-DEFAULT_INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = ("sqs", "events", "ssm", "sagemaker.runtime", "xray")
+#: Deliberately absent: ``kinesis`` and the alert queue's consumption (event source
+#: mappings poll from the Lambda service, outside the function's VPC, and deliver on-failure
+#: records themselves); ``kms`` (SQS, S3, DynamoDB, SSM, SNS, EventBridge and Lambda's
+#: environment decryption call KMS server-side, never from the function); ``sts`` (the
+#: execution role's credentials come from the Lambda runtime); ``logs`` and ``monitoring``
+#: (Lambda ships stdout, and Powertools' EMF metrics with it, outside the VPC); ``lambda`` and
+#: ``states`` (API Gateway, S3 and Step Functions invoke the functions; no handler invokes
+#: anything).
+DEFAULT_INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = ("sqs", "events", "ssm", "sns", "sagemaker.runtime", "xray")
+
+#: Endpoints no handler calls but the functions' runtime needs: the traces of active tracing.
+TRACING_ENDPOINT_SERVICES: tuple[str, ...] = ("xray",)
 
 #: Services reached through gateway endpoints (route-table entries, no hourly charge).
 GATEWAY_ENDPOINT_SERVICES: tuple[str, ...] = ("dynamodb", "s3")
 
 HTTPS_PORT = 443
+
+#: What each security group is for, as an (updatable) tag: see the note at the groups.
+LAMBDA_SG_PURPOSE = "Every fraud-pipeline function - no ingress, HTTPS egress to the VPC endpoints only"
+ENDPOINT_SG_PURPOSE = "Interface VPC endpoints - HTTPS from the fraud-pipeline functions only"
 
 _FLOW_LOGS_PRINCIPAL = "vpc-flow-logs.amazonaws.com"
 
@@ -131,15 +177,19 @@ def flow_log_assume_role_policy(account_id: str, partition: str, region: str) ->
 
 
 def flow_log_delivery_policy(log_group_arn: str) -> str:
-    """What delivery needs on its one log group, and nothing on `*`."""
+    """What delivery needs on its one log group, and nothing on `*`.
+
+    Each action on the resource type it authorises on: streams are created and written under the group
+    (`log-group:<name>:log-stream:<stream>`, matched by `<group arn>:*`), the group itself is described.
+    """
     return json.dumps({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DeliverFlowLogs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            "Resource": [log_group_arn, f"{log_group_arn}:*"],
-        }],
+        "Statement": [
+            {"Sid": "DeliverFlowLogs", "Effect": "Allow",
+             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [f"{log_group_arn}:*"]},
+            {"Sid": "DescribeFlowLogStreams", "Effect": "Allow",
+             "Action": ["logs:DescribeLogStreams"], "Resource": [log_group_arn]},
+        ],
     })
 
 
@@ -149,11 +199,11 @@ class PrivateNetwork(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     """The VPC."""
     subnet_ids: pulumi.Output[list[str]]
-    """The private subnets, one per AZ, in AZ order; give both to the VPC function."""
+    """The private subnets, one per AZ, in AZ order; give both to every function."""
     lambda_security_group_id: pulumi.Output[str]
-    """The VPC function's security group: no ingress, HTTPS egress to the endpoints only."""
+    """The functions' security group (one for all of them): no ingress, HTTPS egress to the endpoints only."""
     endpoint_security_group_id: pulumi.Output[str]
-    """The interface endpoints' security group: HTTPS from the function's group only."""
+    """The interface endpoints' security group: HTTPS from the functions' group only."""
     route_table_id: pulumi.Output[str]
     """The subnets' route table: local route and the gateway endpoints, nothing else."""
 
@@ -173,6 +223,9 @@ class PrivateNetwork(pulumi.ComponentResource):
 
         def tags(physical_name: str) -> pulumi.Output[dict[str, str]]:
             return extra_tags.apply(lambda extra: {**base_tags, **(extra or {}), "Name": physical_name})
+
+        def purpose_tags(physical_name: str, purpose: str) -> pulumi.Output[dict[str, str]]:
+            return tags(physical_name).apply(lambda t: {**t, "purpose": purpose})
 
         child = pulumi.ResourceOptions(parent=self)
 
@@ -233,13 +286,18 @@ class PrivateNetwork(pulumi.ComponentResource):
 
         # Rules are separate resources (v7 style): inline rules and rule
         # resources on one group fight each other on every update.
+        # One group for every function: Lambda's Hyperplane ENIs are per (subnet, security group)
+        # pair, so seven functions sharing it cost two ENIs, not fourteen. The descriptions are
+        # left as first deployed: EC2 has no API to change a group's description, so a new text
+        # would replace the group (and its fixed name would collide with the old one); what the
+        # group is for now is in its `purpose` tag, which can change in place.
         lambda_sg = aws.ec2.SecurityGroup(
             f"{name}-lambda-sg",
             name=namer.name("fraud-lambda-sg"),
             description="Fraud detection Lambda - no ingress, HTTPS egress to VPC endpoints only",
             vpc_id=vpc.id,
             region=region,
-            tags=tags(namer.name("fraud-lambda-sg")),
+            tags=purpose_tags(namer.name("fraud-lambda-sg"), LAMBDA_SG_PURPOSE),
             opts=child,
         )
         endpoint_sg = aws.ec2.SecurityGroup(
@@ -248,14 +306,14 @@ class PrivateNetwork(pulumi.ComponentResource):
             description="Interface VPC endpoints - HTTPS from the fraud detection Lambda only",
             vpc_id=vpc.id,
             region=region,
-            tags=tags(namer.name("fraud-endpoints-sg")),
+            tags=purpose_tags(namer.name("fraud-endpoints-sg"), ENDPOINT_SG_PURPOSE),
             opts=child,
         )
 
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-endpoint-sg-in-https",
             security_group_id=endpoint_sg.id,
-            description="HTTPS from the fraud detection Lambda",
+            description="HTTPS from the fraud-pipeline functions",
             ip_protocol="tcp",
             from_port=HTTPS_PORT,
             to_port=HTTPS_PORT,

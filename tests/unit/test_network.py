@@ -1,22 +1,37 @@
-"""PrivateNetwork under Pulumi's mock engine: the settings that keep the detection function off the internet."""
+"""PrivateNetwork under Pulumi's mock engine: the settings that keep every function off the internet.
+
+Also, without mocks: the endpoint list is what the handlers call (`FUNCTION_AWS_SERVICES`,
+checked against the handlers' source and the functions' IAM grants), and in the evaluated
+stacks every function of staging and prod runs in the private subnets while dev has no VPC.
+"""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import ipaddress
 import json
 
 import pulumi
 import pytest
 
-from fraud_pipeline import evaluation
+from fraud_pipeline import evaluation, network, permissions, wiring
 from fraud_pipeline.evaluation import Evaluation, evaluate
 from fraud_pipeline.network import (
     DEFAULT_CIDR_BLOCK,
     DEFAULT_INTERFACE_ENDPOINT_SERVICES,
+    FUNCTION_AWS_SERVICES,
+    GATEWAY_ENDPOINT_SERVICES,
+    SUBNET_COUNT,
+    TRACING_ENDPOINT_SERVICES,
     PrivateNetwork,
+    endpoint_service_of_client,
     interface_endpoint_services,
     private_subnet_cidrs,
 )
+from fraud_pipeline.pipeline import handlers_directory
+from fraud_pipeline.plan import settings_of
+from fraud_pipeline.settings import PipelineSettings
 
 REGION = "us-west-2"
 KMS_KEY_ARN = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -255,3 +270,166 @@ def test_gateway_services_cannot_be_interface_endpoints():
         interface_endpoint_services(["SQS"])
     assert interface_endpoint_services(["sqs", "sqs", "kms"]) == ["sqs", "kms"]
     assert interface_endpoint_services(None) == list(DEFAULT_INTERFACE_ENDPOINT_SERVICES)
+
+
+def test_security_group_descriptions_stay_as_deployed_and_tags_say_what_they_are_for(ev):
+    # GroupDescription has no update API: a new text would replace the groups (and collide on their names)
+    assert _lambda_sg(ev).inputs["description"] == "Fraud detection Lambda - no ingress, HTTPS egress to VPC endpoints only"
+    assert _endpoint_sg(ev).inputs["description"] == "Interface VPC endpoints - HTTPS from the fraud detection Lambda only"
+    assert _lambda_sg(ev).inputs["tags"]["purpose"] == network.LAMBDA_SG_PURPOSE
+    assert _endpoint_sg(ev).inputs["tags"]["purpose"] == network.ENDPOINT_SG_PURPOSE
+    assert _lambda_sg(ev).inputs["tags"]["team"] == "fraud"
+    assert "fraud-pipeline functions" in ev.one(INGRESS).inputs["description"]
+
+
+# --- the endpoint list is what the handlers call ----------------------------------------------
+
+HANDLERS = handlers_directory()
+FUNCTION = "aws:lambda/function:Function"
+_LEAVES = ("ml-endpoint", "notification-templates", "card-token-key", "model", "model-shadow", "lists")
+_ARNS = permissions.PipelineArns(
+    account="123456789012", region=REGION, environment="t", key="arn:aws:kms:r:a:key/k", table="arn:table",
+    features_table="arn:features", alert_queue="arn:queue", archive_bucket="arn:aws:s3:::bucket", event_bus="arn:bus",
+    alert_topic="arn:topic", parameters={leaf: f"arn:parameter/{leaf}" for leaf in _LEAVES})
+#: IAM service prefixes -> boto3 client names (the handlers call `sagemaker-runtime` for sagemaker:InvokeEndpoint).
+_CLIENT_OF_IAM_PREFIX = {"sagemaker": "sagemaker-runtime"}
+
+
+def _handler_modules() -> dict[str, ast.Module]:
+    return {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted(HANDLERS.glob("*.py"))}
+
+
+def _client_calls(tree: ast.Module) -> list[ast.Call]:
+    """`client(...)` calls (the cached factory of handlers/clients.py, imported by name or as `clients.client`)."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and (
+        (isinstance(n.func, ast.Name) and n.func.id == "client")
+        or (isinstance(n.func, ast.Attribute) and n.func.attr == "client"
+            and isinstance(n.func.value, ast.Name) and n.func.value.id == "clients"))]
+
+
+def _services_called(tree: ast.Module) -> set[str]:
+    return {call.args[0].value for call in _client_calls(tree)}
+
+
+def _local_imports(tree: ast.Module, modules: set[str]) -> set[str]:
+    """The handlers modules `tree` imports (`from . import x`, `from .x import y`, at any depth of the module)."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("handlers")):
+            base = (node.module or "").removeprefix("handlers").lstrip(".")
+            if base:
+                out.add(base.split(".")[0])
+            else:
+                out |= {a.name for a in node.names if a.name in modules}
+    return out & modules
+
+
+def _reachable_services(entry: str, modules: dict[str, ast.Module]) -> set[str]:
+    """Every client name a function can call: its handler module and everything it imports, transitively."""
+    seen, pending = set(), [entry]
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending += sorted(_local_imports(modules[name], set(modules)))
+    return set().union(*(_services_called(modules[m]) for m in seen))
+
+
+def _entry_modules() -> dict[str, str]:
+    specs = wiring.function_specs(PipelineSettings(environment="t", environment_suffix="x1", region=REGION))
+    return {key: spec.handler.split(".")[1] for key, spec in specs.items()}
+
+
+def test_the_table_names_every_function():
+    assert set(FUNCTION_AWS_SERVICES) == set(permissions.FUNCTIONS) == set(wiring.VPC_FUNCTIONS)
+
+
+def test_every_client_call_names_its_service_literally():
+    # WHEN a handler builds a client THEN the service is a string literal (a computed one could hide from the table)
+    for module, tree in _handler_modules().items():
+        for call in _client_calls(tree):
+            assert len(call.args) == 1 and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str), (
+                f"handlers/{module}.py:{call.lineno}: client() must name its service as a string literal")
+
+
+def test_no_handler_builds_a_boto3_client_of_its_own():
+    # THEN every AWS client comes from handlers/clients.py, so the call sites above are all the call sites
+    for module, tree in _handler_modules().items():
+        if module == "clients":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "boto3":
+                assert node.attr not in ("client", "resource", "Session"), f"handlers/{module}.py:{node.lineno}"
+
+
+def test_every_service_the_handlers_call_is_in_the_table():
+    modules = _handler_modules()
+    called = set().union(*(_services_called(t) for t in modules.values()))
+    assert called, "no client() calls found: the scan is broken"
+    assert called == set().union(*map(set, FUNCTION_AWS_SERVICES.values()))
+
+
+@pytest.mark.parametrize("key", sorted(FUNCTION_AWS_SERVICES))
+def test_each_function_has_a_path_to_everything_its_code_can_call(key):
+    reachable = _reachable_services(_entry_modules()[key], _handler_modules())
+    covered = set(GATEWAY_ENDPOINT_SERVICES) | {c for c in reachable if endpoint_service_of_client(c) in DEFAULT_INTERFACE_ENDPOINT_SERVICES}
+    # THEN whatever the function's modules can call has an endpoint (else it would hang in staging and prod) ...
+    assert reachable <= covered, reachable - covered
+    # ... AND the table claims nothing its code cannot call
+    assert set(FUNCTION_AWS_SERVICES[key]) <= reachable
+
+
+@pytest.mark.parametrize("key", sorted(FUNCTION_AWS_SERVICES))
+def test_the_table_matches_each_functions_iam_grants(key):
+    prefixes = {action.split(":")[0] for st in permissions.handler_statements(key, _ARNS) for action in st["Action"]}
+    # KMS is called by the services on the function's behalf (server-side), never by the handler
+    granted = {_CLIENT_OF_IAM_PREFIX.get(p, p) for p in prefixes - {"kms"}}
+    assert granted == set(FUNCTION_AWS_SERVICES[key])
+
+
+def test_the_interface_endpoints_are_exactly_what_the_table_needs():
+    needed = {endpoint_service_of_client(c) for services in FUNCTION_AWS_SERVICES.values() for c in services}
+    expected = (needed - set(GATEWAY_ENDPOINT_SERVICES)) | set(TRACING_ENDPOINT_SERVICES)
+    assert set(DEFAULT_INTERFACE_ENDPOINT_SERVICES) == expected
+    assert len(DEFAULT_INTERFACE_ENDPOINT_SERVICES) == len(expected)  # no duplicates
+
+
+def test_the_endpoint_comment_states_the_monthly_cost():
+    cost = len(DEFAULT_INTERFACE_ENDPOINT_SERVICES) * SUBNET_COUNT * 730 * 0.01
+    assert f"{len(DEFAULT_INTERFACE_ENDPOINT_SERVICES)} endpoints x {SUBNET_COUNT} AZs x 730 h = ${cost:.2f}" in (
+        inspect.getsource(network))
+
+
+# --- the stacks: every function in the private subnets where the network exists ----------------
+
+def test_every_function_runs_in_the_private_subnets_with_the_lambda_group_where_the_network_exists(stack):
+    """GIVEN each evaluated stack (the session's `stack` fixture: dev, staging, prod)."""
+    functions = stack.of_type(FUNCTION)
+    assert len(functions) == len(wiring.VPC_FUNCTIONS)
+    if not settings_of(stack.stack).network_enabled:
+        # THEN dev has no VPC at all, and no function asks for one
+        assert not stack.of_type(VPC) and not stack.of_type(ENDPOINT) and not stack.of_type(COMPONENT)
+        assert all(not fn.inputs.get("vpcConfig") for fn in functions)
+        return
+    subnets = sorted(s.id for s in stack.of_type(SUBNET))
+    lambda_sg = stack.one(SG, "lambda")
+    assert len(subnets) == SUBNET_COUNT
+    for fn in functions:
+        config = fn.inputs.get("vpcConfig")
+        assert config, f"{fn.name} has no vpcConfig"
+        assert sorted(config["subnetIds"]) == subnets, fn.name
+        assert config["securityGroupIds"] == [lambda_sg.id], fn.name
+    # AND the stack builds exactly the endpoints the table asks for
+    region = stack.one(VPC).inputs["region"]
+    interfaces = {e.inputs["serviceName"] for e in stack.of_type(ENDPOINT) if e.inputs["vpcEndpointType"] == "Interface"}
+    assert interfaces == {f"com.amazonaws.{region}.{s}" for s in DEFAULT_INTERFACE_ENDPOINT_SERVICES}
+
+
+def test_every_function_role_may_manage_its_enis_exactly_where_it_runs_in_the_vpc(stack):
+    in_vpc = settings_of(stack.stack).network_enabled
+    for key in wiring.VPC_FUNCTIONS:
+        [policy] = [json.loads(p.inputs["policy"]) for p in stack.of_type("aws:iam/rolePolicy:RolePolicy")
+                    if p.name == f"fraud-{key}-policy"]
+        actions = {a for st in policy["Statement"] for a in st["Action"]}
+        eni = {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces"}
+        assert (eni <= actions) is in_vpc and (not eni & actions) is (not in_vpc), (stack.stack, key)
