@@ -147,7 +147,7 @@ def event_source_statements(kind: str, source_arn: str, on_failure_arn: str | No
     if kind == "kinesis":
         out = [
             _allow("ReadIngestStream", ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
-                                        "kinesis:GetShardIterator", "kinesis:ListShards", "kinesis:SubscribeToShard"],
+                                        "kinesis:GetShardIterator", "kinesis:ListShards"],
                    [source_arn]),
             _allow("ListStreams", ["kinesis:ListStreams"], "*"),
         ]

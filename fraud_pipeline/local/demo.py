@@ -357,6 +357,8 @@ def evaluate_run(em: Emulator, run: Run, started: float, finished: float) -> Rep
     card_hits = _card_scan(em, card_numbers, items + _scan(em, next(t.name for t in em.topo.tables if not t.stream_view_type)),
                            objects)
     violations = [f"denied by policy: {c.function} {c.action} on {c.resource}" for c in privilege.denied]
+    violations += [f"inert grant: {function} {action} on {resource}: {why}"
+                   for function, rows in sorted(privilege.inert.items()) for action, resource, why in rows]
     violations += [f"card number found in {where}" for where in card_hits]
 
     history_fraud = sum(r.is_fraud for r in run.history)
@@ -414,6 +416,8 @@ def evaluate_run(em: Emulator, run: Run, started: float, finished: float) -> Rep
         "  phases               " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in run.phases),
         "", "Least privilege (every AWS call of every handler against its generated policy)",
         f"  calls checked        {len(em.recorder.calls)} distinct (function, action, resource); denied {len(privilege.denied)}",
+        f"  inert grants         {sum(len(r) for r in privilege.inert.values())} (an action granted on a resource type it "
+        "does not apply to)",
     ]
     for function, rows in sorted(privilege.unused.items()):
         key = em.topo.functions[function].key

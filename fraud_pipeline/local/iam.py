@@ -4,12 +4,20 @@ A botocore hook records (function, action, resource ARN) for each call; the
 check evaluates it against the function's inline policy as the program
 generated it (Allow statements, `*`/`?` wildcards, as IAM matches them), and
 lists the grants no call used, with the reason where one is needed anyway.
+
+It also flags *inert* grants: an action granted on a resource of a type the action
+does not apply to (e.g. `kinesis:SubscribeToShard` on a stream ARN: it authorises
+only on stream-consumer ARNs), which grants nothing and misleads a reviewer. The
+action -> resource-type table is AWS's Service Authorization Reference as the
+`parliament` IAM linter ships it.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
+import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,7 +45,6 @@ UNOBSERVED_REASONS = {
     "sagemaker:InvokeEndpoint": "used only once /ml-endpoint names an endpoint (it is `none` here)",
     "kinesis:ListStreams": "called by the Kinesis event source mapping when it starts",
     "dynamodb:ListStreams": "called by the DynamoDB stream mapping when it starts",
-    "kinesis:SubscribeToShard": "enhanced fan-out reads (the mapping may use them)",
     "kinesis:DescribeStream": "called by the mapping when it starts and on resharding",
     "kinesis:DescribeStreamSummary": "called by the mapping when it starts",
     "sqs:GetQueueAttributes": "called by the SQS mapping when it starts",
@@ -185,15 +192,84 @@ class CallRecorder:
         return hook
 
 
+@functools.cache
+def _privileges() -> dict[str, tuple[list[str], dict[str, str]]]:
+    """`service:Action` (lower case) -> (resource types it authorises on, resource type -> ARN glob)."""
+    from parliament import iam_definition  # the linter's copy of AWS's Service Authorization Reference
+
+    out: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for service in iam_definition:
+        formats = {r["resource"]: re.sub(r"\$\{[^}]*\}", "*", r["arn"]) for r in service["resources"]}
+        for privilege in service["privileges"]:
+            types = [t["resource_type"].rstrip("*") for t in privilege["resource_types"] if t["resource_type"]]
+            out[f"{service['prefix']}:{privilege['privilege']}".lower()] = (types, formats)
+    return out
+
+
+def _globs_overlap(a: str, b: str) -> bool:
+    """Whether some string matches both `*`-globs (a granted ARN pattern and an ARN template field)."""
+
+    @functools.cache
+    def match(i: int, j: int) -> bool:
+        if i == len(a) and j == len(b):
+            return True
+        if i < len(a) and a[i] == "*":
+            return match(i + 1, j) or (j < len(b) and match(i, j + 1))
+        if j < len(b) and b[j] == "*":
+            return match(i, j + 1) or (i < len(a) and match(i + 1, j))
+        return i < len(a) and j < len(b) and a[i] == b[j] and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def _arn_matches(template: str, arn: str) -> bool:
+    """A granted ARN (pattern) against an ARN template, field by field; the resource part may hold colons."""
+    template_parts, arn_parts = template.split(":", 5), arn.split(":", 5)
+    if len(template_parts) != 6 or len(arn_parts) != 6:
+        return False
+    return all(_globs_overlap(a, t) for t, a in zip(template_parts, arn_parts))
+
+
+def inert_grants(policy: dict) -> list[tuple[str, str, str]]:
+    """(action, resource, reason) for every Allow of an action on a resource type it does not authorise on.
+
+    Actions with wildcards, and Resource "*", are left to the policy pack's `iam-least-privilege`;
+    an action the reference does not list is reported too, since nothing can vouch for it.
+    """
+    rows = []
+    for st in policy.get("Statement", []):
+        if st.get("Effect") != "Allow":
+            continue
+        for action in _as_list(st["Action"]):
+            if "*" in action or "?" in action:
+                continue
+            known = _privileges().get(action.lower())
+            for resource in _as_list(st["Resource"]):
+                if resource == "*":
+                    continue
+                if known is None:
+                    rows.append((action, resource, "the Service Authorization Reference lists no such action"))
+                    continue
+                types, formats = known
+                if not types:
+                    rows.append((action, resource, "the action has no resource-level permissions: only Resource '*' grants it"))
+                elif not any(_arn_matches(formats.get(t, ""), resource) for t in types):
+                    rows.append((action, resource, "the action authorises only on " + ", ".join(
+                        f"{t} ({formats.get(t, '?')})" for t in types) + "; this ARN is none of them"))
+    return rows
+
+
 @dataclass
 class PrivilegeReport:
     denied: list[Call]
     used: dict[str, list[Call]]
     unused: dict[str, list[tuple[str, str, str]]]   # function -> (action, resource, reason)
+    #: function -> grants of an action on a resource type it does not apply to (they grant nothing)
+    inert: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.denied
+        return not self.denied and not any(self.inert.values())
 
 
 def check(calls: Iterable[Call], policies: dict[str, dict]) -> PrivilegeReport:
@@ -216,4 +292,5 @@ def check(calls: Iterable[Call], policies: dict[str, dict]) -> PrivilegeReport:
                     if not hit:
                         rows.append((action, resource, UNOBSERVED_REASONS.get(action, "not used on this run")))
         unused[function] = rows
-    return PrivilegeReport(denied=denied, used=dict(used), unused=unused)
+    inert = {function: inert_grants(policy) for function, policy in policies.items()}
+    return PrivilegeReport(denied=denied, used=dict(used), unused=unused, inert=inert)
