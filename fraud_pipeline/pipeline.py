@@ -20,6 +20,7 @@ from . import defaults, permissions, wiring
 from .alerts import AlertTopics
 from .api import ApiFront
 from .archive import ArchiveBucket, model_object_key
+from .code_signing import SignedCode, powertools_layer_archive
 from .functions import PipelineFunction
 from .kms import KmsKeys
 from .monitoring import Monitoring
@@ -27,6 +28,7 @@ from .naming import Namer
 from .network import PrivateNetwork
 from .params import PipelineParameters
 from .queue import AlertQueue, encrypted_queue
+from .replication import replication_rule_id
 from .settings import PipelineSettings
 from .store import TransactionStore
 from .stream import IngestStream
@@ -123,13 +125,16 @@ class FraudPipeline(pulumi.ComponentResource):
         model_file = default_model_file(handlers_dir)
         model_key = model_object_key(model_file.read_bytes())
 
-        kms = KmsKeys(f"{name}-kms", {**base, "region": s.region, "destroyable": not s.deletion_protection}, child)
+        kms = KmsKeys(f"{name}-kms", {**base, "region": s.region, "destroyable": not s.deletion_protection,
+                                      "access_trail": s.archive_access_logging}, child)
         key = kms.key_arn
         params = PipelineParameters(f"{name}-params", {
             **base, "kms_key_arn": key, "model": model_key, "lists": s.lists(),
         }, child)
+        # Flow logs, API access/execution logs, WAF logs and state-machine logs are audit logs.
+        audit_days = s.audit_log_retention_days
         network = PrivateNetwork(f"{name}-network", {
-            **base, "region": s.region, "kms_key_arn": key, "log_retention_days": s.log_retention_days,
+            **base, "region": s.region, "kms_key_arn": key, "log_retention_days": audit_days,
         }, child) if s.network_enabled else None
         store = TransactionStore(f"{name}-store", {
             **base, "kms_key_arn": key, "billing_mode": s.dynamodb_billing_mode,
@@ -149,11 +154,14 @@ class FraudPipeline(pulumi.ComponentResource):
         archive = ArchiveBucket(f"{name}-archive", {
             **base, "kms_key_arn": key, "transition_days": s.archive_transition_days,
             "expiration_days": s.archive_expiration_days, "force_destroy": not s.deletion_protection,
-            "default_model_path": str(model_file),
+            "default_model_path": str(model_file), "region": s.region,
+            "access_logging": s.archive_access_logging, "access_log_retention_days": audit_days,
+            "replication_region": s.archive_replication_region,
         }, child)
         topics = AlertTopics(f"{name}-topics", {
             **base, "kms_key_arn": key, "email_subscribers": list(s.alert_email_subscribers),
-            "sms_subscribers": list(s.alert_sms_subscribers),
+            "sms_subscribers": list(s.alert_sms_subscribers), "ops_email_subscribers": list(s.ops_email_subscribers),
+            "ops_sms_subscribers": list(s.ops_sms_subscribers), "ops_https_subscribers": list(s.ops_https_subscribers),
         }, child)
         failure_queues = {
             kind: encrypted_queue(f"{name}-{kind}-failures", namer.name(f"fraud-{kind}-failures", "queue"), key,
@@ -173,20 +181,32 @@ class FraudPipeline(pulumi.ComponentResource):
             alert_queue=a[4], archive_bucket=a[5], event_bus=event_bus_arn(s.region, a[0], bus_name),
             alert_topic=a[6], parameters=a[7]))
 
-        layer = args.get("powertools_layer_arn") or defaults.powertools_layer_arn(s.region)
         specs = wiring.function_specs(s)
+        # Code signing: the handlers and the Powertools layer are deployed as artifacts the stack's Signer
+        # profile signed, and a config that enforces it rejects anything else (AWS's own layer included).
+        signing = SignedCode(f"{name}-signing", {
+            **base, "kms_key_arn": key, "code": code, "layer_code": powertools_layer_archive(),
+            "force_destroy": not s.deletion_protection,
+        }, child) if s.code_signing else None
+        layer = (signing.layer_arn if signing
+                 else args.get("powertools_layer_arn") or defaults.powertools_layer_arn(s.region))
+        placement = ({"subnet_ids": network.subnet_ids, "security_group_ids": [network.lambda_security_group_id]}
+                     if network else None)
 
         def function(key_: str, values: Mapping[str, pulumi.Input[str]], fn_arns: pulumi.Output,
                      **extra) -> PipelineFunction:
             spec = specs[key_]
             variables = pulumi.Output.all(**values).apply(
                 lambda v: wiring.environment_variables(key_, v, s, spec.service_name))
+            deployment = ({"s3_code": {"bucket": signing.code_bucket, "key": signing.code_key},
+                           "code_signing_config_arn": signing.code_signing_config_arn} if signing else {"code": code})
             return PipelineFunction(f"{name}-{key_}", {
-                **base, "key": key_, "handler": spec.handler, "code": code, "memory_mb": spec.memory_mb,
+                **base, "key": key_, "handler": spec.handler, **deployment, "memory_mb": spec.memory_mb,
                 "timeout_seconds": spec.timeout_seconds, "reserved_concurrency": spec.reserved_concurrency,
                 "tracing_enabled": s.tracing_enabled, "log_retention_days": s.log_retention_days,
                 "kms_key_arn": key, "environment_variables": variables, "layers": [layer],
                 "handler_statements": fn_arns.apply(lambda a: permissions.handler_statements(key_, a)),
+                **({"vpc": placement} if placement and key_ in wiring.VPC_FUNCTIONS else {}),
                 **extra,
             }, child)
 
@@ -197,7 +217,7 @@ class FraudPipeline(pulumi.ComponentResource):
                                      "TEMPLATES_PARAM": params.names["notification-templates"]}, arns)
         workflow = ReviewWorkflow(f"{name}-review", {
             **base, "kms_key_arn": key, "task_function_arn": review.function_arn,
-            "review_amount_threshold": s.elevated_amount_threshold, "log_retention_days": s.log_retention_days,
+            "review_amount_threshold": s.elevated_amount_threshold, "log_retention_days": audit_days,
             "tracing_enabled": s.tracing_enabled, "dlq_retention_seconds": s.dlq_retention_seconds,
         }, child)
         full_arns = pulumi.Output.all(arns, workflow.event_bus_arn).apply(
@@ -222,8 +242,7 @@ class FraudPipeline(pulumi.ComponentResource):
         }, full_arns, event_source={
             "kind": "dynamodb", "arn": store.stream_arn, "on_failure_arn": failure_queues["detection"].arn,
             "filter_patterns": [wiring.DETECTION_FILTER], **stream_source,
-        }, **({"vpc": {"subnet_ids": network.subnet_ids, "security_group_ids": [network.lambda_security_group_id]}}
-              if network else {}))
+        })
         notification = function("notification", {
             **table, "ALERT_TOPIC_ARN": topics.alert_topic_arn, "TEMPLATES_PARAM": params.names["notification-templates"],
         }, full_arns, event_source={
@@ -246,7 +265,8 @@ class FraudPipeline(pulumi.ComponentResource):
             "handler_invoke_arn": api_fn.invoke_arn, "label_function_name": label.function_name,
             "label_invoke_arn": label.invoke_arn, "kms_key_arn": key, "throttle_rate": s.api_throttle_rate,
             "throttle_burst": s.api_throttle_burst, "quota_limit": s.api_quota_limit, "quota_period": s.api_quota_period,
-            "waf_rate_limit": s.waf_rate_limit, "log_retention_days": s.log_retention_days,
+            "waf_rate_limit": s.waf_rate_limit, "waf_api_key_rate_limit": s.waf_api_key_rate_limit,
+            "waf_count_mode_rule_groups": list(s.waf_count_mode_rule_groups), "log_retention_days": audit_days,
             "tracing_enabled": s.tracing_enabled, "manage_account_logging_role": s.manage_api_gateway_account,
         }, child)
         monitoring = Monitoring(f"{name}-monitoring", {
@@ -266,6 +286,9 @@ class FraudPipeline(pulumi.ComponentResource):
             "duration_alarm_percent_of_timeout": s.duration_alarm_percent_of_timeout,
             "iterator_age_alarm_seconds": s.iterator_age_alarm_seconds, "dlq_age_alarm_seconds": s.dlq_age_alarm_seconds,
             "api_5xx_rate_threshold_percent": s.api_5xx_rate_threshold_percent, "api_latency_alarm_ms": s.api_latency_alarm_ms,
+            **({"replication": {"source_bucket": archive.bucket_name, "destination_bucket": archive.replica_bucket_name,
+                                "rule_id": replication_rule_id(s.archive_replication_region)}}
+               if archive.replica_bucket_name is not None else {}),
         }, child)
 
         self.settings = s

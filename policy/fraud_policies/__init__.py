@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping
 
+from . import alarm_policies, archive_policies, lambda_policies, logging_policies, waf_policies
 from . import resource_policies as rp
 from . import stack_policies as sp
 from .requirements import CONFIG_SCHEMA, Requirements, requirements_for, stack_of_urn
@@ -131,6 +132,51 @@ POLICIES: tuple[PolicySpec, ...] = (
        rp.log_group_retention, "medium", "Set retentionInDays."),
     _r("log-data-protection-masks-card-numbers", "Log data-protection policies mask card numbers.",
        rp.log_data_protection_masks_card_numbers, "high", "Add a Deidentify/MaskConfig statement for CreditCardNumber."),
+    _s("audit-log-retention",
+       "Audit log groups (API access and execution, WAF, VPC flow, state machine) keep their logs at least as long "
+       "as the stack requires (365 days in prod, PCI DSS 10.5.1).",
+       logging_policies.audit_log_retention, "high", "Raise auditLogRetentionDays.", True),
+    # alarms
+    _s("alarm-topic-has-subscriber",
+       "Every topic an alarm publishes to has at least one subscription where the stack requires it (staging, prod).",
+       alarm_policies.alarm_topic_has_subscriber, "high",
+       "Set opsEmailSubscribers, opsSmsSubscribers or opsHttpsSubscribers.", True),
+    # WAF
+    _r("waf-managed-rules-block",
+       "The web ACL runs AWS's IP reputation, known-bad-inputs and common rule sets, blocking where the stack "
+       "requires it (prod).",
+       waf_policies.waf_managed_rules_block, "high", "Remove the group from wafCountModeRuleGroups.", True),
+    _r("waf-rate-limit-per-api-key",
+       "The web ACL limits each client by its API key (custom key on the x-api-key header) and, per IP, the "
+       "requests that carry no key.",
+       waf_policies.waf_rate_limit_per_api_key, "high",
+       "Add a rate-based rule with custom_keys on the x-api-key header, and an IP rule scoped to unkeyed requests."),
+    _s("waf-logging-redacts-api-key",
+       "Every web ACL logs to a CMK-encrypted `aws-waf-logs-` log group with the x-api-key header redacted.",
+       waf_policies.waf_logging_redacts_api_key, "high",
+       "Declare a WebAclLoggingConfiguration with redactedFields singleHeader x-api-key."),
+    # archive evidence
+    _s("archive-access-logged",
+       "Every object read and write of the archive bucket is recorded by an encrypted, validated CloudTrail "
+       "trail of data events where the stack requires it (staging, prod).",
+       archive_policies.archive_access_logged, "high", "Set archiveAccessLogging = true.", True),
+    _s("archive-replicated",
+       "The archive bucket replicates every object to a hardened bucket in another region under that region's own "
+       "CMK where the stack requires it (prod).",
+       archive_policies.archive_replicated, "high", "Set archiveReplicationRegion.", True),
+    # function placement and provenance
+    _s("lambda-in-private-subnets",
+       "Every function runs in private subnets of the stack's VPC (no route to the internet) where the stack "
+       "requires it (staging, prod).",
+       lambda_policies.lambda_in_private_subnets, "high", "Set networkEnabled = true.", True),
+    _s("lambda-code-signing",
+       "Every function has a code signing config that enforces the stack's Signer profile where the stack requires "
+       "it (prod).",
+       lambda_policies.lambda_code_signing, "high", "Set codeSigning = true.", True),
+    _r("transaction-retention",
+       "Functions that write transactions keep them at least as long as the stack requires (540 days in prod: the "
+       "longest card-scheme dispute windows).",
+       rp.transaction_retention, "high", "Raise transactionRetentionDays (0 = never expire).", True),
 )
 
 BY_NAME: dict[str, PolicySpec] = {p.name: p for p in POLICIES}

@@ -28,7 +28,7 @@ T = {
 
 
 def key_arn(ev: Evaluation) -> str:
-    return ev.one(T["key"]).outputs["arn"]
+    return ev.one(T["key"], "fraud-kms-key").outputs["arn"]
 
 
 def function_component(ev: Evaluation, key: str):
@@ -75,7 +75,7 @@ def test_physical_names_follow_base_env_suffix(stack):
 # --- KMS ---------------------------------------------------------------------
 
 def test_kms_key_rotates_and_admits_exactly_the_pipeline_services(stack):
-    key = stack.one(T["key"])
+    key = stack.one(T["key"], "fraud-kms-key")
     assert key.inputs["enableKeyRotation"] is True
     policy = json.loads(key.inputs["policy"])
     via = next(st for st in policy["Statement"] if st["Sid"] == "AccountPrincipalsUseKeyThroughPipelineServices")
@@ -87,9 +87,11 @@ def test_kms_key_rotates_and_admits_exactly_the_pipeline_services(stack):
         svc = st["Principal"].get("Service")
         principals |= set(svc if isinstance(svc, list) else [svc] if svc else [])
     s = settings_of(stack.stack)
+    # CloudTrail only where the archive's access trail exists (it encrypts the trail's log files)
     assert principals == {f"logs.{s.region}.amazonaws.com", "events.amazonaws.com", "cloudwatch.amazonaws.com",
-                          "states.amazonaws.com", "sns.amazonaws.com", "delivery.logs.amazonaws.com"}
-    assert stack.one(T["alias"]).inputs["name"].startswith("alias/fraud-pipeline-")
+                          "states.amazonaws.com", "sns.amazonaws.com", "delivery.logs.amazonaws.com",
+                          *(["cloudtrail.amazonaws.com"] if s.archive_access_logging else [])}
+    assert stack.one(T["alias"], "fraud-kms-alias").inputs["name"].startswith("alias/fraud-pipeline-")
 
 
 # --- store -------------------------------------------------------------------
@@ -182,7 +184,7 @@ def test_every_queue_is_cmk_encrypted_with_tls_only_policy(stack):
 
 def test_archive_bucket_side_resources(stack):
     s = settings_of(stack.stack)
-    bucket = stack.one(T["bucket"])
+    bucket = stack.one(T["bucket"], "fraud-archive-bucket")
     assert bucket.inputs["forceDestroy"] is (not s.deletion_protection)
     name = bucket.outputs["id"]
 
@@ -220,8 +222,8 @@ def test_default_model_uploaded_under_its_digest_with_the_cmk(stack):
     from fraud_pipeline.pipeline import default_model_file, handlers_directory
 
     data = default_model_file(handlers_directory()).read_bytes()
-    obj = stack.one("aws:s3/bucketObjectv2:BucketObjectv2")
-    bucket = stack.one(T["bucket"])
+    obj = stack.one("aws:s3/bucketObjectv2:BucketObjectv2", "default-model")
+    bucket = stack.one(T["bucket"], "fraud-archive-bucket")
     assert obj.inputs["bucket"] == bucket.outputs["id"]
     assert obj.inputs["key"] == f"models/default-{hashlib.sha256(data).hexdigest()[:12]}.json"
     assert (obj.inputs["serverSideEncryption"], obj.inputs["kmsKeyId"]) == ("aws:kms", key_arn(stack))
@@ -233,7 +235,7 @@ def test_default_model_uploaded_under_its_digest_with_the_cmk(stack):
 
 def test_label_files_under_labels_prefix_invoke_label_ingest(stack):
     fn = function_component(stack, "label-ingest")["function"]
-    bucket = stack.one(T["bucket"])
+    bucket = stack.one(T["bucket"], "fraud-archive-bucket")
     [notification] = stack.of_type("aws:s3/bucketNotification:BucketNotification")
     assert notification.inputs["bucket"] == bucket.outputs["id"]
     assert notification.inputs["lambdaFunctions"] == [{
@@ -300,8 +302,13 @@ def test_functions_runtime_arch_memory_concurrency_tracing(stack):
         assert f["tracingConfig"]["mode"] == ("Active" if s.tracing_enabled else "PassThrough")
         assert f["kmsKeyArn"] == key_arn(stack)
         assert f["loggingConfig"]["logFormat"] == "JSON"
-        assert f["layers"] == [defaults.powertools_layer_arn(s.region)]
-        assert "AWSLambdaPowertoolsPythonV3-python311-arm64" in f["layers"][0]
+        if s.code_signing:
+            # Enforce rejects unsigned layers: the stack signs and publishes Powertools itself
+            # (tests/unit/test_code_signing.py checks the layer's contents)
+            assert f["layers"] == [stack.one("aws:lambda/layerVersion:LayerVersion").outputs["arn"]]
+        else:
+            assert f["layers"] == [defaults.powertools_layer_arn(s.region)]
+            assert "AWSLambdaPowertoolsPythonV3-python311-arm64" in f["layers"][0]
     for key in ("ingest", "detection"):
         f = function_component(stack, key)["function"].inputs
         assert f["memorySize"] == s.processing_memory_mb
@@ -336,7 +343,7 @@ def test_handler_environment_follows_the_design_contract(stack):
     for variable, leaf in (("MODEL_PARAM", "model"), ("MODEL_SHADOW_PARAM", "model-shadow"), ("LISTS_PARAM", "lists")):
         assert detection[variable] == f"/fraud-detection/{stack.stack}/{leaf}"
     label_ingest = function_component(stack, "label-ingest")["function"].inputs["environment"]["variables"]
-    assert label_ingest["ARCHIVE_BUCKET"] == stack.one(T["bucket"]).outputs["bucket"]
+    assert label_ingest["ARCHIVE_BUCKET"] == stack.one(T["bucket"], "fraud-archive-bucket").outputs["bucket"]
 
 
 def test_log_groups_have_retention_and_cmk(stack):
@@ -344,7 +351,10 @@ def test_log_groups_have_retention_and_cmk(stack):
     groups = stack.of_type(T["log"])
     assert len(groups) >= 10  # seven functions, API access and execution logs, workflow
     for g in groups:
-        assert g.inputs["retentionInDays"] == s.log_retention_days, g.inputs["name"]
+        # function logs are operational; the rest (API, WAF, flow, state machine) are audit logs:
+        # tests/unit/test_audit_logs.py checks which is which
+        expected = s.log_retention_days if g.inputs["name"].startswith("/aws/lambda/") else s.audit_log_retention_days
+        assert g.inputs["retentionInDays"] == expected, g.inputs["name"]
         assert g.inputs["kmsKeyId"] == key_arn(stack), g.inputs["name"]
     for key in FUNCTIONS:
         parts = function_component(stack, key)
@@ -404,7 +414,7 @@ def test_no_wildcard_resources_outside_star_only_actions(stack):
 def test_each_function_policy_names_its_own_resources(stack):
     table = stack.one(T["table"], "fraud-transactions").outputs["arn"]
     features = stack.one(T["table"], "fraud-features").outputs["arn"]
-    bucket = stack.one(T["bucket"]).outputs["arn"]
+    bucket = stack.one(T["bucket"], "fraud-archive-bucket").outputs["arn"]
     queue = stack.one(T["queue"], "fraud-alerts-queue-queue").outputs["arn"]
     detection_failures = stack.one(T["queue"], "fraud-detection-failures").outputs["arn"]
     topic = stack.one(T["topic"], "fraud-topics-alerts").outputs["arn"]
@@ -454,7 +464,7 @@ def test_tracing_and_vpc_grants_only_where_needed(stack):
     for key in FUNCTIONS:
         policy = function_component(stack, key)["policy"]
         assert bool(granted(policy, "xray:PutTraceSegments")) is s.tracing_enabled
-        assert bool(granted(policy, "ec2:CreateNetworkInterface")) is (s.network_enabled and key == "detection")
+        assert bool(granted(policy, "ec2:CreateNetworkInterface")) is s.network_enabled
 
 
 def test_readme_lists_every_star_only_action_with_reason():
@@ -495,7 +505,7 @@ def test_ssm_parameters_secure_cmk_and_not_overwritten(stack):
     value = lambda leaf: params[f"/fraud-detection/{env}/{leaf}"].inputs["value"]  # noqa: E731
     assert value("ml-endpoint") == "none"
     assert len(value("card-token-key")) == 64
-    assert value("model") == stack.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["key"]
+    assert value("model") == stack.one("aws:s3/bucketObjectv2:BucketObjectv2", "default-model").inputs["key"]
     assert value("model").startswith("models/default-")
     assert value("model-shadow") == "none"
     s = settings_of(stack.stack)
@@ -560,7 +570,7 @@ def test_program_exports(stack):
     assert stack.exports["apiEndpoint"].endswith("/transactions")
     assert stack.exports["labelEndpoint"] == stack.exports["apiEndpoint"] + "/{transaction_id}/label"
     assert stack.exports["featuresTable"] == stack.one(T["table"], "fraud-features").inputs["name"]
-    assert stack.exports["defaultModelKey"] == stack.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["key"]
+    assert stack.exports["defaultModelKey"] == stack.one("aws:s3/bucketObjectv2:BucketObjectv2", "default-model").inputs["key"]
     assert stack.exports["transactionsTable"] == stack.one(T["table"], "fraud-transactions").inputs["name"]
 
 
@@ -585,7 +595,7 @@ def test_a_new_default_model_is_a_new_key_and_a_new_seed(tmp_path):
         program = lambda: FraudPipeline("fraud", FraudPipelineArgs(  # noqa: E731
             settings=settings_of("dev"), handlers_path=str(where)))
         ev = evaluate("dev", program=program)
-        return ev.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["key"], parameter(ev, "model").inputs["value"]
+        return ev.one("aws:s3/bucketObjectv2:BucketObjectv2", "default-model").inputs["key"], parameter(ev, "model").inputs["value"]
 
     key_a, seed_a = run('{"format": "placeholder"}', tmp_path / "a")
     key_b, seed_b = run('{"format": "placeholder", "v": 2}', tmp_path / "b")
