@@ -1,10 +1,11 @@
 """Run the real handlers in-process, one invocation at a time, each with its own function's environment.
 
 Lambda gives every function its own environment variables; here one process
-hosts all seven, so an invocation swaps `os.environ` to exactly the variables
-the program set on that function (plus the emulated endpoint) and restores it
+hosts all seven, so an invocation sets the variables the program set on that
+function (plus the emulated endpoint) and restores the environment key by key
 after. Invocations are serialised, like one warm execution environment per
-function with reserved concurrency 1.
+function with reserved concurrency 1; a function's prints (its logs) are
+captured for its thread only (`ThreadRoutedStdout`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,35 @@ class LogTee(io.TextIOBase):
             self.echo.flush()
 
 
+class ThreadRoutedStdout(io.TextIOBase):
+    """`sys.stdout` for a process that hosts functions: a function's prints go to its capture, others' to the terminal.
+
+    Installed once for the whole emulation (never swapped per invocation): the thread running a
+    function routes its writes (Powertools logs and EMF metrics) to that invocation's capture, and
+    every other thread (the pump printing alerts, the HTTP server) writes to the real stream.
+    """
+
+    def __init__(self, terminal: Any):
+        self.terminal = terminal
+        self._local = threading.local()
+
+    def capture(self, sink: Any | None) -> None:
+        """Route this thread's writes to `sink` (None: back to the terminal)."""
+        self._local.sink = sink
+
+    def _target(self) -> Any:
+        return getattr(self._local, "sink", None) or self.terminal
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.terminal, "isatty", lambda: False)())
+
+
 class LambdaHost:
     def __init__(self, topo: Topology, endpoint: str, recorder: CallRecorder, logs: LogTee):
         self.topo = topo
@@ -93,17 +123,23 @@ class LambdaHost:
         return self.topo.functions[name_or_arn]
 
     def invoke(self, name_or_arn: str, event: Any) -> Any:
-        """Invoke the function's handler with its environment; exceptions propagate as function errors."""
+        """Invoke the function's handler with its environment; exceptions propagate as function errors.
+
+        One invocation at a time (the lock): the process environment and the handlers' module state
+        belong to the invocation holding it. Its prints go to its log capture through the
+        thread-routed stdout, so lines other threads print meanwhile are never swallowed; the
+        environment is restored key by key, never cleared under other threads.
+        """
         site = self.site(name_or_arn)
         module_name, _, attr = site.handler.rpartition(".")
         with self._lock:
+            router = _routed_stdout()
             saved = dict(os.environ)
-            saved_stdout = sys.stdout
             os.environ.update(self.base_env)
             os.environ.update(site.environment)
             os.environ["AWS_LAMBDA_FUNCTION_NAME"] = site.name
             os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(site.memory)
-            sys.stdout = self.logs
+            router.capture(self.logs)
             self.recorder.current = site.name
             started = time.perf_counter()
             try:
@@ -125,6 +161,20 @@ class LambdaHost:
                 self.seconds[site.name] += time.perf_counter() - started
                 self.invocations[site.name] += 1
                 self.recorder.current = None
-                sys.stdout = saved_stdout
-                os.environ.clear()
-                os.environ.update(saved)
+                router.capture(None)
+                _restore_environment(saved)
+
+
+def _routed_stdout() -> ThreadRoutedStdout:
+    """The process's thread-routed stdout, installed over whatever stdout is now if it is not one yet."""
+    if not isinstance(sys.stdout, ThreadRoutedStdout):
+        sys.stdout = ThreadRoutedStdout(sys.stdout)
+    return sys.stdout
+
+
+def _restore_environment(saved: dict[str, str]) -> None:
+    for key in [k for k in os.environ if k not in saved]:
+        os.environ.pop(key, None)
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
