@@ -69,15 +69,14 @@ class Emulator:
     reviews: list[ReviewRun] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         from . import moto_patches
+        from .moto_service import MotoService
 
         moto_patches.apply()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
         self.topo = topology(evaluate(self.stack, self.config))
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
+        self._server = MotoService("127.0.0.1", self.aws_port)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -148,9 +147,16 @@ class Emulator:
         """Serve the REST API; returns the URL of POST /transactions (see `url` for the other routes)."""
         if self.topo.api is None:
             raise RuntimeError("the program declares no API")
-        self.api = LocalApi(self.topo.api, self.host.invoke, api_key)
+        self.api = LocalApi(self.topo.api, self.host.invoke, api_key, openapi=self._openapi)
         self._http = serve(self.api, port=port)
         return self.url(self.function("api").name)
+
+    def _openapi(self) -> dict:
+        """The API's OpenAPI document, with this emulation's stage URL as its server."""
+        from ..openapi import openapi_document
+
+        host, bound = self._http.server_address[:2]
+        return openapi_document(self.topo.api, server_url=f"http://{host}:{bound}/{self.topo.api.stage}")
 
     def url(self, function: str, **path_parameters: str) -> str:
         """The local URL of the route served by `function` (a name), its path parameters filled in."""
