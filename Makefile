@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: install test demo run plan diff capacity bench model clean
+.PHONY: install test demo run plan diff capacity openapi bench model clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,8 @@ demo: $(STAMP)
 	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m fraud_pipeline.local demo --stack $(STACK) --transactions $(or $(N),1000)
 
 run: $(STAMP)
-	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m fraud_pipeline.local serve --stack $(STACK) --port $(or $(PORT),8080)
+	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m fraud_pipeline.local serve --stack $(STACK) --port $(or $(PORT),8080) \
+	    --aws-port $(or $(AWS_PORT),5000) $(if $(INFO_FILE),--info-file $(INFO_FILE))
 
 plan: $(STAMP)
 	$(PY) -m fraud_pipeline.plan $(STACK)
@@ -34,6 +35,10 @@ diff: $(STAMP)
 
 capacity: $(STAMP)
 	$(PY) -m fraud_pipeline.capacity --stack dev --stack staging --stack prod --chart docs/capacity.png --update-docs docs/capacity.md
+
+# docs/openapi.yaml from the program's API (make test checks it is current).
+openapi: $(STAMP)
+	$(PY) -m fraud_pipeline.openapi
 
 bench: $(STAMP)
 	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m benchmarks $(BENCH_ARGS)

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--stack", default="dev")
     serve.add_argument("--port", type=int, default=8080, help="port of the REST API (default 8080)")
     serve.add_argument("--aws-port", type=int, default=5000, help="port of the emulated AWS endpoint (default 5000)")
+    serve.add_argument("--info-file", metavar="FILE",
+                       help="once ready, write the endpoints, API key and physical names here as JSON (removed on exit)")
     args = parser.parse_args(argv)
     if args.command == "demo" and args.transactions <= 0:
         parser.error("--transactions must be positive")
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         extra = {"history_days": args.history_days} if args.history_days is not None else {}
         return run_demo(args.stack, args.transactions, args.seed, progress=not args.no_progress, **extra)
-    return run_serve(args.stack, args.port, args.aws_port)
+    return run_serve(args.stack, args.port, args.aws_port, args.info_file)
 
 
 if __name__ == "__main__":
