@@ -121,7 +121,8 @@ class Result:
         if met:
             margin = f"met with {(limit - measured) / limit:.0%} headroom" if limit else "met"
         else:
-            margin = f"missed by {measured - limit:.3g}{unit} ({(measured - limit) / limit:.0%} over the limit)"
+            over = f" ({(measured - limit) / limit:.0%} over the limit)" if limit else ""
+            margin = f"missed by {measured - limit:.3g}{unit}{over}"
         found = Target(name, f"<= {limit:.3g}{unit}{(' ' + what) if what else ''}", f"{measured:.3g}{unit}", met, margin)
         self.targets.append(found)
         return found

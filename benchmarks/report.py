@@ -22,6 +22,9 @@ BENCHMARKS = {
                          "recall and alert rate of the system's own decisions, recall per scenario.",
     "replay_speed": "Per-transaction scoring cost (features + rules + model, no I/O) against `json.loads` of the same "
                     "transaction, the backtest replay's throughput, and training time.",
+    "local_service": "`serve` (what `make run` starts) as a child process, driven at concurrency 1, 8 and 32 by a bounded "
+                     "load generator: requests/s and round-trip percentiles against wrong-key requests the local API "
+                     "Gateway refuses before any function runs, accepted -> alert latency, lost and duplicated alerts.",
     "demo_latency": "The local demo (`fraud_pipeline.local.demo`) with 1,000 transactions: latency percentiles and "
                     "throughput, on this machine, every function in one process on moto.",
 }
