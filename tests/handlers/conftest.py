@@ -56,44 +56,16 @@ from handlers.observability import logger as powertools_logger  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _moto_transactions_copy_the_table_once():
-    """Test speed only: moto 5.2's TransactWriteItems deep-copies the whole table (and its stream)
-    once *per action* as its rollback backup. The copies are identical (nothing changes while they
-    are taken), so taking one per call keeps moto's semantics -- all-or-nothing, cancellation
-    reasons -- while a 100-action call on a few hundred items takes milliseconds, not seconds."""
-    import copy
+def _moto_transactions_without_table_copies():
+    """The emulation's one fix to moto (fraud_pipeline/local/moto_patches.py), for the handler tests too:
+    moto 5.2's TransactWriteItems deep-copies every table it touches once per action as its rollback
+    backup, which makes a 100-action call on a few hundred items take seconds. The patch keeps the
+    semantics the handlers rely on (all conditions first, one cancellation reason per item with
+    ALL_OLD, nothing written when any fails), checked in tests/local/test_moto_patches.py."""
+    from fraud_pipeline.local import moto_patches
 
-    import moto.dynamodb.models as ddb_models
-
-    class CopyOncePerCall:
-        memo: dict | None = None
-
-        def deepcopy(self, obj, memo=None):
-            if self.memo is not None and isinstance(obj, ddb_models.Table):
-                if id(obj) not in self.memo:
-                    self.memo[id(obj)] = copy.deepcopy(obj)
-                return self.memo[id(obj)]
-            return copy.deepcopy(obj, memo)
-
-        def __getattr__(self, name):
-            return getattr(copy, name)
-
-    shim = CopyOncePerCall()
-    original = ddb_models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self, transact_items):
-        shim.memo = {}
-        try:
-            return original(self, transact_items)
-        finally:
-            shim.memo = None
-
-    saved_copy = ddb_models.copy
-    ddb_models.copy = shim
-    ddb_models.DynamoDBBackend.transact_write_items = transact_write_items
+    moto_patches.apply()
     yield
-    ddb_models.copy = saved_copy
-    ddb_models.DynamoDBBackend.transact_write_items = original
 
 
 @pytest.fixture
