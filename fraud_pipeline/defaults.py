@@ -9,6 +9,15 @@ here is the same for every environment.
 
 from __future__ import annotations
 
+from handlers import contract
+from handlers.contract import (  # noqa: F401 -- the library's names for the contract's prefixes
+    ARCHIVE_HIGH_RISK_PREFIX,
+    ARCHIVE_LABELS_PREFIX,
+    ARCHIVE_MODELS_PREFIX,
+    ARCHIVE_REJECTED_LABELS_PREFIX,
+    ARCHIVE_REJECTED_PREFIX,
+)
+
 # --- Lambda -----------------------------------------------------------------
 LAMBDA_RUNTIME = "python3.11"
 LAMBDA_ARCHITECTURE = "arm64"
@@ -77,14 +86,8 @@ S3_OBJECT_OWNERSHIP = "BucketOwnerEnforced"
 S3_ARCHIVE_STORAGE_CLASS = "GLACIER_IR"
 S3_NONCURRENT_EXPIRATION_DAYS = 30
 S3_ABORT_MULTIPART_DAYS = 7
-ARCHIVE_HIGH_RISK_PREFIX = "high-risk/"
-ARCHIVE_REJECTED_PREFIX = "rejected/"
-#: Bulk label files land here (an operator or a chargeback feed); the label-ingest function is notified.
-ARCHIVE_LABELS_PREFIX = "labels/"
-#: Where label-ingest quarantines the rows it refused (inside the rejected/ prefix).
-ARCHIVE_REJECTED_LABELS_PREFIX = "rejected/labels/"
-#: Model artifacts detection may load (the `model` / `model-shadow` parameters name one).
-ARCHIVE_MODELS_PREFIX = "models/"
+# The archive's prefixes are the handler contract's (handlers/contract.py): ARCHIVE_HIGH_RISK_PREFIX,
+# ARCHIVE_REJECTED_PREFIX, ARCHIVE_LABELS_PREFIX, ARCHIVE_REJECTED_LABELS_PREFIX, ARCHIVE_MODELS_PREFIX.
 #: Prefixes that hold evidence and age out with the archive lifecycle. `models/` is not one of them:
 #: a model the `model` parameter names must not expire under it.
 ARCHIVE_EXPIRING_PREFIXES = (ARCHIVE_HIGH_RISK_PREFIX, ARCHIVE_REJECTED_PREFIX, ARCHIVE_LABELS_PREFIX)
@@ -103,7 +106,7 @@ API_EXECUTION_LOG_LEVEL = "ERROR"
 API_DATA_TRACE = False
 #: Where the WAF's common rule set blocks (staging, prod), its SizeRestrictions_BODY rule makes 8 KB the
 #: effective ceiling (answered 403 by the WAF); the largest valid body is about 6 KB (tests/unit/test_api.py).
-API_MAX_BODY_BYTES = 64 * 1024
+API_MAX_BODY_BYTES = contract.MAX_TRANSACTION_BYTES
 API_ACCESS_LOG_FORMAT = (
     '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
     '"requestTime":"$context.requestTime","httpMethod":"$context.httpMethod",'
@@ -161,11 +164,11 @@ WORKFLOW_KMS_DATA_KEY_REUSE_SECONDS = 300
 WORKFLOW_INCLUDE_EXECUTION_DATA = False
 
 # --- EventBridge ------------------------------------------------------------
-EVENT_SOURCE = "fraud-pipeline.detection"
-EVENT_DETAIL_TYPE = "FraudDecision"
-#: Applied labels (API, bulk files, review outcomes) are published on the same bus.
-LABEL_EVENT_SOURCE = "fraud-pipeline.labels"
-LABEL_EVENT_DETAIL_TYPE = "FraudLabel"
+#: The bus's sources and detail types are the handler contract's (handlers/contract.py).
+EVENT_SOURCE = contract.DECISION_EVENT_SOURCE
+EVENT_DETAIL_TYPE = contract.DECISION_EVENT_DETAIL_TYPE
+LABEL_EVENT_SOURCE = contract.LABEL_EVENT_SOURCE
+LABEL_EVENT_DETAIL_TYPE = contract.LABEL_EVENT_DETAIL_TYPE
 EVENT_TARGET_MAX_RETRIES = 10
 EVENT_TARGET_MAX_AGE_SECONDS = 3600
 

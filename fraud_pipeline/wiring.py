@@ -13,7 +13,7 @@ from typing import Mapping
 
 from .settings import PipelineSettings
 
-#: The handler contract: environment variable -> the functions that receive it.
+#: The handler contract: environment variable (handlers/contract.py names each) -> the functions that receive it.
 CONTRACT: dict[str, tuple[str, ...]] = {
     "TABLE_NAME": ("api", "ingest", "detection", "notification", "review", "label", "label-ingest"),
     "FEATURES_TABLE_NAME": ("detection", "review", "label", "label-ingest"),

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import contract
 from .clients import client, ttl_cache
 from .jsonutil import dumps
 from .observability import logger
@@ -85,7 +86,7 @@ def decision_record(txn: Mapping[str, Any], assessment: Assessment, *, decided_a
         "model_score": assessment.model_score,
         "model_version": assessment.model_version,
         "decided_at": decided_at_ms,
-        "environment": os.environ.get("ENVIRONMENT", ""),
+        "environment": os.environ.get(contract.ENVIRONMENT, ""),
     }
     if shadow is not None:
         record["shadow"] = dict(shadow)
@@ -122,7 +123,7 @@ def parse_templates(raw: str) -> dict[str, str]:
 
 @ttl_cache(300)
 def templates() -> Mapping[str, str]:
-    param = os.environ.get("TEMPLATES_PARAM", "").strip()
+    param = os.environ.get(contract.TEMPLATES_PARAM, "").strip()
     if not param:
         return DEFAULT_TEMPLATES
     try:
@@ -157,7 +158,7 @@ def placeholder_values(record: Mapping[str, Any]) -> dict[str, str]:
         "decision": str(record["decision"]).upper(),
         "severity": severity_of(str(record["decision"])),
         "reasons": ", ".join(record.get("reasons") or []) or "none",
-        "environment": os.environ.get("ENVIRONMENT", ""),
+        "environment": os.environ.get(contract.ENVIRONMENT, ""),
     }
 
 

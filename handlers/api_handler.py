@@ -21,14 +21,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import transactions
+from . import contract, transactions
 from .clients import ConfigurationError, env
 from .jsonutil import InvalidJson, dumps, loads
 from .observability import logger, metrics, tracer
 from .tokenise import card_token
 from .validation import API_FIELDS, FieldError, validate_transaction
 
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = contract.MAX_TRANSACTION_BYTES
 _HEADERS = {
     "Content-Type": "application/json",
     "Cache-Control": "no-store",
@@ -119,7 +119,7 @@ def _handle(event: dict[str, Any]) -> dict[str, Any]:
     item = transactions.build_item(txn, source="api", now_ms=now_ms)
     del validated, body, raw  # drop the card number as early as possible
 
-    (outcome,) = transactions.write_claimed(env("TABLE_NAME"), [item])
+    (outcome,) = transactions.write_claimed(env(contract.TABLE_NAME), [item])
     log = {"transaction_id": item["transaction_id"], "outcome": outcome.status}
     if outcome.status == "created":
         metrics.add_metric(name="TransactionsAccepted", unit="Count", value=1)

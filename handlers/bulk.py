@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    process_partial_response,
+)
 
 
 class BulkOutcomes:

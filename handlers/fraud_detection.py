@@ -44,7 +44,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import dynamo, ml, model_store
+from . import contract, dynamo, ml, model_store
 from .alerts import decision_record
 from .bulk import BulkOutcomes
 from .clients import client, cold_start_cache, env
@@ -55,8 +55,8 @@ from .rules import Assessment, Rules, load_rules, load_shadow_rules
 from .scoring import Scorer, reason_code, with_lists
 from .validation import validate_stored
 
-EVENT_SOURCE = "fraud-pipeline.detection"
-EVENT_DETAIL_TYPE = "FraudDecision"
+EVENT_SOURCE = contract.DECISION_EVENT_SOURCE
+EVENT_DETAIL_TYPE = contract.DECISION_EVENT_DETAIL_TYPE
 SQS_BATCH = 10
 EVENTS_BATCH = 10
 #: Attributes of a recorded decision, read back when a retried batch meets a scored transaction.
@@ -69,12 +69,12 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @cold_start_cache
 def rules() -> Rules:
     """RULES_JSON, parsed once; a bad value fails the cold start with a message naming the key."""
-    return load_rules(os.environ.get("RULES_JSON"))
+    return load_rules(os.environ.get(contract.RULES_JSON))
 
 
 @cold_start_cache
 def shadow_rules() -> Rules | None:
-    return load_shadow_rules(os.environ.get("RULES_JSON"))
+    return load_shadow_rules(os.environ.get(contract.RULES_JSON))
 
 
 rules()  # fail the init phase, not the first batch, on a bad RULES_JSON
@@ -178,7 +178,7 @@ def process_batch(records: list[dict[str, Any]]) -> dict[str, Exception | None]:
     if not txns:
         return outcomes
     live, candidate = scorers()
-    table, features_table = env("TABLE_NAME"), env("FEATURES_TABLE_NAME")
+    table, features_table = env(contract.TABLE_NAME), env(contract.FEATURES_TABLE_NAME)
 
     def fail(seqs: Any, why: str) -> None:
         for seq in list(seqs):
@@ -359,7 +359,7 @@ def _queue_alerts(flagged: dict[str, dict[str, Any]]) -> list[str]:
             },
         } for i, (_, record) in enumerate(chunk)]
         try:
-            response = client("sqs").send_message_batch(QueueUrl=env("ALERT_QUEUE_URL"), Entries=entries)
+            response = client("sqs").send_message_batch(QueueUrl=env(contract.ALERT_QUEUE_URL), Entries=entries)
         except (ClientError, BotoCoreError) as exc:
             logger.warning("alert batch not queued", extra={"error_type": type(exc).__name__, "entries": len(chunk)})
             failed.extend(seq for seq, _ in chunk)
@@ -374,7 +374,7 @@ def _queue_alerts(flagged: dict[str, dict[str, Any]]) -> list[str]:
 
 def archive_key(record: dict[str, Any]) -> str:
     day = datetime.fromtimestamp(int(record["timestamp"]) / 1000, tz=UTC)
-    return f"high-risk/{day:%Y/%m/%d}/{record['transaction_id']}.json"
+    return f"{contract.ARCHIVE_HIGH_RISK_PREFIX}{day:%Y/%m/%d}/{record['transaction_id']}.json"
 
 
 def _archive(blocked: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
@@ -384,7 +384,7 @@ def _archive(blocked: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> list[
                     "hour": txn.get("hour"), "location_mismatch": txn.get("location_mismatch"),
                     "velocity_flag": txn.get("velocity_flag"), "source": txn.get("source")}
         try:
-            client("s3").put_object(Bucket=env("ARCHIVE_BUCKET"), Key=archive_key(record),
+            client("s3").put_object(Bucket=env(contract.ARCHIVE_BUCKET), Key=archive_key(record),
                                     Body=dumps(document).encode(), ContentType="application/json")
         except (ClientError, BotoCoreError) as exc:
             logger.warning("high-risk archive failed", extra={"error_type": type(exc).__name__,
@@ -398,7 +398,7 @@ def _archive(blocked: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> list[
 def _publish_events(records: dict[str, dict[str, Any]]) -> list[str]:
     failed: list[str] = []
     items = list(records.items())
-    bus = env("EVENT_BUS_NAME")
+    bus = env(contract.EVENT_BUS_NAME)
     for start in range(0, len(items), EVENTS_BATCH):
         chunk = items[start:start + EVENTS_BATCH]
         entries = [{"Source": EVENT_SOURCE, "DetailType": EVENT_DETAIL_TYPE, "Detail": dumps(record),

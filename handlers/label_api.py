@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import labels
+from . import contract, labels
 from .api_handler import _error as error
 from .api_handler import _response as response
 from .clients import ConfigurationError
@@ -32,7 +32,7 @@ from .jsonutil import InvalidJson, loads
 from .observability import logger, metrics, tracer
 from .validation import FieldError
 
-MAX_BODY_BYTES = 16 * 1024
+MAX_BODY_BYTES = contract.MAX_LABEL_BODY_BYTES
 _TOO_LARGE = FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes")
 
 

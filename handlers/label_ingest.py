@@ -42,17 +42,17 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import labels
+from . import contract, labels
 from .clients import ConfigurationError, client, env
 from .dynamo import error_code
 from .jsonutil import InvalidJson, dumps, loads
 from .observability import logger, mask_pans, metrics, tracer
 from .validation import FieldError
 
-LABELS_PREFIX = "labels/"
-QUARANTINE_PREFIX = "rejected/labels/"
+LABELS_PREFIX = contract.ARCHIVE_LABELS_PREFIX
+QUARANTINE_PREFIX = contract.ARCHIVE_REJECTED_LABELS_PREFIX
 MAX_OBJECT_BYTES = 50 * 1024 * 1024
-MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_BYTES = contract.MAX_LABEL_LINE_BYTES
 CHUNK_ROWS = 100
 #: Most rejected rows one quarantine document lists (the rest are counted).
 MAX_QUARANTINED_RECORDS = 10_000
@@ -85,7 +85,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not key.startswith(LABELS_PREFIX):
             logger.info("object ignored: not under labels/", extra={"key": mask_pans(key)[:256]})
             continue
-        if bucket != env("ARCHIVE_BUCKET"):
+        if bucket != env(contract.ARCHIVE_BUCKET):
             logger.warning("object ignored: not in the archive bucket", extra={"bucket": bucket})
             continue
         try:

@@ -51,7 +51,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import dynamo, features, transactions
+from . import contract, dynamo, features, transactions
 from .clients import client, env
 from .jsonutil import dumps, safe_field_name, to_plain
 from .observability import logger, mask_pans, metrics
@@ -77,8 +77,8 @@ LABELLED_AT_FUTURE = "must not be in the future"
 LABELLED_AT_BEFORE = "must not be before the transaction's timestamp"
 MAX_DETAILS = 25
 
-EVENT_SOURCE = "fraud-pipeline.labels"
-EVENT_DETAIL_TYPE = "FraudLabel"
+EVENT_SOURCE = contract.LABEL_EVENT_SOURCE
+EVENT_DETAIL_TYPE = contract.LABEL_EVENT_DETAIL_TYPE
 EVENT_SCHEMA_VERSION = 1
 EVENTS_PER_CALL = 10
 EVENT_ATTEMPTS = 3
@@ -274,7 +274,7 @@ def record_labels(requests: Sequence[LabelRequest], now_ms: int) -> list[LabelOu
 
 
 def _record_round(batch: list[_Pending], now_ms: int) -> list[tuple[_Pending, LabelOutcome]]:
-    table, features_table = env("TABLE_NAME"), env("FEATURES_TABLE_NAME")
+    table, features_table = env(contract.TABLE_NAME), env(contract.FEATURES_TABLE_NAME)
     results: list[tuple[_Pending, LabelOutcome]] = []
 
     claims, unread_claims = transactions.find_claims(table, [p.request.transaction_id for p in batch])
@@ -455,7 +455,7 @@ def _publish(applied: list[LabelOutcome]) -> None:
     """PutEvents for the applied labels, 10 per call; entries that fail for good turn their outcome `failed`."""
     if not applied:
         return
-    bus = env("EVENT_BUS_NAME")
+    bus = env(contract.EVENT_BUS_NAME)
     for chunk in dynamo.chunks(applied, EVENTS_PER_CALL):
         pending = list(chunk)
         for attempt in range(EVENT_ATTEMPTS):
@@ -500,4 +500,4 @@ def _summarise(outcomes: Iterable[LabelOutcome]) -> None:
             "transaction_ids": [o.transaction_id for o in trouble[:20]],
             "details": sorted({o.detail for o in trouble}),
         })
-    logger.info("labels processed", extra={"outcomes": counts, "environment": os.environ.get("ENVIRONMENT", "")})
+    logger.info("labels processed", extra={"outcomes": counts, "environment": os.environ.get(contract.ENVIRONMENT, "")})

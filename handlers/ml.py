@@ -28,6 +28,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import contract
 from .clients import client, ttl_cache
 from .jsonutil import dumps
 from .observability import logger, metrics
@@ -38,7 +39,7 @@ PARAM_TTL_SECONDS = 300
 
 @ttl_cache(PARAM_TTL_SECONDS)
 def endpoint_name() -> str | None:
-    param = os.environ.get("ML_ENDPOINT_PARAM", "").strip()
+    param = os.environ.get(contract.ML_ENDPOINT_PARAM, "").strip()
     if not param:
         return None
     try:
@@ -49,7 +50,7 @@ def endpoint_name() -> str | None:
         return None
     if value.lower() in ("", "none"):
         return None
-    environment = os.environ.get("ENVIRONMENT", "").strip()
+    environment = os.environ.get(contract.ENVIRONMENT, "").strip()
     pattern = rf"^fraud-{re.escape(environment)}-[A-Za-z0-9](?:-*[A-Za-z0-9])*$"
     if not environment or len(value) > 63 or not re.match(pattern, value):
         logger.error("ML endpoint name must match fraud-<environment>-*; scoring with rules only",

@@ -25,13 +25,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import contract
 from .clients import client, on_reset, ttl_cache
 from .model import ModelError, Scorecard, load_model
 from .observability import logger, metrics
 from .scoring import Lists, ListsError, parse_lists
 
 REFRESH_SECONDS = 300
-MODEL_PREFIX = "models/"
+MODEL_PREFIX = contract.ARCHIVE_MODELS_PREFIX
 MAX_MODEL_BYTES = 5 * 1024 * 1024
 _REF_RE = re.compile(r"^(models/[A-Za-z0-9!_.*'()/-]{1,900}\.json)(?:\?versionId=([A-Za-z0-9._-]{1,1024}))?$")
 
@@ -58,7 +59,7 @@ def parse_reference(value: str) -> tuple[str, str | None] | None:
 
 
 def _fetch(key: str, version: str | None) -> Scorecard:
-    request: dict[str, Any] = {"Bucket": os.environ.get("ARCHIVE_BUCKET", ""), "Key": key}
+    request: dict[str, Any] = {"Bucket": os.environ.get(contract.ARCHIVE_BUCKET, ""), "Key": key}
     if version:
         request["VersionId"] = version
     body = client("s3").get_object(**request)["Body"]
@@ -103,7 +104,7 @@ def shadow_model() -> Scorecard | None:
 
 @ttl_cache(REFRESH_SECONDS)
 def lists() -> Lists | None:
-    param = os.environ.get("LISTS_PARAM", "").strip()
+    param = os.environ.get(contract.LISTS_PARAM, "").strip()
     if not param:
         return None
     value = _parameter(param)

@@ -32,7 +32,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import dynamo
+from . import contract, dynamo
 from .alerts import alert_publication
 from .bulk import BulkOutcomes
 from .clients import client, env
@@ -73,7 +73,7 @@ def _key(alert: dict[str, Any]) -> dict[str, Any]:
 @tracer.capture_method(capture_response=False)
 def process_alerts(records: list[dict[str, Any]]) -> dict[str, Exception | None]:
     now_ms = int(time.time() * 1000)
-    table = env("TABLE_NAME")
+    table = env(contract.TABLE_NAME)
     outcomes: dict[str, Exception | None] = {}
     first_copy: dict[str, str] = {}
     copies: dict[str, str] = {}
@@ -161,7 +161,7 @@ def _publish(alerts: dict[str, dict[str, Any]], outcomes: dict[str, Exception | 
     """PublishBatch; returns SNS message id per published SQS message id, sets failures in `outcomes`."""
     published: dict[str, str] = {}
     items = list(alerts.items())
-    topic = env("ALERT_TOPIC_ARN")
+    topic = env(contract.ALERT_TOPIC_ARN)
     for start in range(0, len(items), PUBLISH_BATCH):
         chunk = items[start:start + PUBLISH_BATCH]
         entries = [{"Id": str(i), **alert_publication(alert)} for i, (_, alert) in enumerate(chunk)]

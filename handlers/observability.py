@@ -8,10 +8,9 @@ defence: the handlers never log request bodies or card data in the first place.
 
 from __future__ import annotations
 
-import re
-
 import functools
 import os
+import re
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger, Metrics

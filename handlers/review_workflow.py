@@ -36,7 +36,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import dynamo, labels, ml
+from . import contract, dynamo, labels, ml
 from .alerts import alert_publication
 from .clients import client, cold_start_cache, env
 from .jsonutil import to_plain
@@ -44,8 +44,8 @@ from .observability import logger, metrics, tracer
 from .rules import REASON_CODES, Rules, assess, load_rules
 from .validation import FieldError, InvalidInput, validate_decision_detail
 
-EVENT_SOURCE = "fraud-pipeline.detection"
-EVENT_DETAIL_TYPE = "FraudDecision"
+EVENT_SOURCE = contract.DECISION_EVENT_SOURCE
+EVENT_DETAIL_TYPE = contract.DECISION_EVENT_DETAIL_TYPE
 _REASONS = frozenset(REASON_CODES)
 
 
@@ -63,7 +63,7 @@ class LabelNotRecorded(RuntimeError):
 
 @cold_start_cache
 def rules() -> Rules:
-    return load_rules(os.environ.get("RULES_JSON"))
+    return load_rules(os.environ.get(contract.RULES_JSON))
 
 
 rules()
@@ -137,7 +137,7 @@ def _record_label(request: labels.LabelRequest, txn: dict[str, Any]) -> dict[str
 
 def analyze(state: Any) -> dict[str, Any]:
     txn = _transaction(state)
-    found = client("dynamodb").get_item(TableName=env("TABLE_NAME"), Key=_key(txn), ConsistentRead=True).get("Item")
+    found = client("dynamodb").get_item(TableName=env(contract.TABLE_NAME), Key=_key(txn), ConsistentRead=True).get("Item")
     if not found:
         raise TransactionNotFound(f"transaction {txn['transaction_id']} at {txn['timestamp']} is not in the table")
     item = dynamo.from_ddb(found)
@@ -177,7 +177,7 @@ def store(state: Any) -> dict[str, Any]:
     stored: dict[str, Any]
     try:
         client("dynamodb").update_item(
-            TableName=env("TABLE_NAME"), Key=_key(txn), UpdateExpression=expression,
+            TableName=env(contract.TABLE_NAME), Key=_key(txn), UpdateExpression=expression,
             ConditionExpression="attribute_exists(transaction_id) AND attribute_not_exists(reviewed_at)",
             ExpressionAttributeValues=dynamo.to_ddb(values), ReturnValuesOnConditionCheckFailure="ALL_OLD")
         stored = {"already_reviewed": False, "already_notified": False, "reviewed_at": values[":at"]}
@@ -186,7 +186,7 @@ def store(state: Any) -> dict[str, Any]:
             raise
         old = exc.response.get("Item")
         if old is None:  # not returned with the error: read it (strongly consistent)
-            old = client("dynamodb").get_item(TableName=env("TABLE_NAME"), Key=_key(txn), ConsistentRead=True).get("Item")
+            old = client("dynamodb").get_item(TableName=env(contract.TABLE_NAME), Key=_key(txn), ConsistentRead=True).get("Item")
         if not old:
             raise TransactionNotFound(f"transaction {txn['transaction_id']} at {txn['timestamp']} is not in the table") from None
         old_item = dynamo.from_ddb(old)
@@ -211,10 +211,10 @@ def notify(state: Any) -> dict[str, Any]:
     publication = alert_publication(record)
     publication["Subject"] = publication["Subject"].replace("Fraud alert", "Fraud review", 1)
     publication["MessageAttributes"]["stage"] = {"DataType": "String", "StringValue": "review"}
-    response = client("sns").publish(TopicArn=env("ALERT_TOPIC_ARN"), **publication)
+    response = client("sns").publish(TopicArn=env(contract.ALERT_TOPIC_ARN), **publication)
     try:
         client("dynamodb").update_item(
-            TableName=env("TABLE_NAME"), Key=_key(txn), UpdateExpression="SET review_notified_at = :at",
+            TableName=env(contract.TABLE_NAME), Key=_key(txn), UpdateExpression="SET review_notified_at = :at",
             ConditionExpression="attribute_exists(transaction_id) AND attribute_not_exists(review_notified_at)",
             ExpressionAttributeValues=dynamo.to_ddb({":at": _now()}))
     except ClientError as exc:

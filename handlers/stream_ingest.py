@@ -35,7 +35,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import transactions
+from . import contract, transactions
 from .bulk import BulkOutcomes
 from .clients import client, env
 from .jsonutil import InvalidJson, NonFinite, dumps, loads
@@ -43,7 +43,7 @@ from .observability import logger, mask_pans, metrics, tracer
 from .tokenise import card_token
 from .validation import API_FIELDS, FieldError, validate_transaction
 
-MAX_RECORD_BYTES = 64 * 1024
+MAX_RECORD_BYTES = contract.MAX_TRANSACTION_BYTES
 MAX_QUARANTINED_TEXT = 4096
 KNOWN_FIELDS = frozenset(API_FIELDS) | {"body", "data"}
 
@@ -145,7 +145,7 @@ def _store(valid: list[tuple[str, dict[str, Any]]], outcomes: dict[str, Exceptio
            rejected: list[tuple[dict[str, Any], list[FieldError], Any]], raw: dict[str, dict[str, Any]]) -> None:
     if not valid:
         return
-    table = env("TABLE_NAME")
+    table = env(contract.TABLE_NAME)
     by_seq = {seq: item for seq, item in valid}
     first: dict[str, str] = {}
     duplicates_in_batch: list[str] = []
@@ -220,10 +220,10 @@ def _quarantine(rejected: list[tuple[dict[str, Any], list[FieldError], Any]], no
     first = min((r for r, _, _ in rejected), key=_seq_order)
     shard = (first.get("eventID") or "unknown:").split(":", 1)[0] or "unknown"
     day = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
-    key = f"rejected/{day:%Y/%m/%d}/{shard}/{first['kinesis']['sequenceNumber']}.json"
+    key = f"{contract.ARCHIVE_REJECTED_PREFIX}{day:%Y/%m/%d}/{shard}/{first['kinesis']['sequenceNumber']}.json"
     document = {
         "rejected_at": now_ms,
-        "environment": os.environ.get("ENVIRONMENT", ""),
+        "environment": os.environ.get(contract.ENVIRONMENT, ""),
         "source": first.get("eventSourceARN"),
         "records": [{
             "sequence_number": r.get("kinesis", {}).get("sequenceNumber"),
@@ -234,7 +234,7 @@ def _quarantine(rejected: list[tuple[dict[str, Any], list[FieldError], Any]], no
         } for r, errors, payload in rejected],
     }
     try:
-        client("s3").put_object(Bucket=env("ARCHIVE_BUCKET"), Key=key, Body=dumps(document).encode(),
+        client("s3").put_object(Bucket=env(contract.ARCHIVE_BUCKET), Key=key, Body=dumps(document).encode(),
                                 ContentType="application/json")
     except (ClientError, BotoCoreError) as exc:
         logger.warning("quarantine upload failed; records will be retried",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from . import contract
 from .clients import ConfigurationError, client, cold_start_cache, env
 
 MIN_KEY_LENGTH = 32
@@ -20,7 +21,7 @@ MIN_KEY_LENGTH = 32
 
 @cold_start_cache
 def _key() -> bytes:
-    name = env("CARD_TOKEN_KEY_PARAM")
+    name = env(contract.CARD_TOKEN_KEY_PARAM)
     value = client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
     if len(value) < MIN_KEY_LENGTH:
         raise ConfigurationError(f"the card-token key in {name} must be at least {MIN_KEY_LENGTH} characters")

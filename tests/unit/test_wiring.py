@@ -259,3 +259,30 @@ def test_handlers_without_modules_or_model_are_refused(tmp_path):
     (tmp_path / "__init__.py").write_text("")
     with pytest.raises(RuntimeError, match="no default model"):
         default_model_file(tmp_path)
+
+
+def test_the_wiring_and_the_handlers_share_one_contract():
+    # GIVEN the contract module the handlers import WHEN compared with the wiring THEN they name the same
+    # variables, and the library's event and prefix names are the contract's own objects
+    from fraud_pipeline import defaults
+    from handlers import contract
+
+    assert set(wiring.CONTRACT) == set(contract.VARIABLES) and len(contract.VARIABLES) == len(wiring.CONTRACT)
+    assert (defaults.EVENT_SOURCE, defaults.LABEL_EVENT_SOURCE) == (contract.DECISION_EVENT_SOURCE,
+                                                                     contract.LABEL_EVENT_SOURCE)
+    assert defaults.ARCHIVE_LABELS_PREFIX is contract.ARCHIVE_LABELS_PREFIX
+    assert defaults.API_MAX_BODY_BYTES == contract.MAX_TRANSACTION_BYTES
+
+
+def test_every_variable_a_handler_reads_is_in_the_contract():
+    import re
+    from pathlib import Path
+
+    import handlers
+
+    read = set()
+    for path in Path(handlers.__file__).parent.glob("*.py"):
+        read |= set(re.findall(r'(?:env|environ\.get|environ\[)\(?"([A-Z][A-Z0-9_]+)"', path.read_text()))
+    read -= {"AWS_DEFAULT_REGION", "AWS_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
+    read = {v for v in read if not v.startswith("POWERTOOLS_")}
+    assert read == set(), f"read by name instead of through handlers.contract: {sorted(read)}"
