@@ -6,16 +6,16 @@ preview with every problem listed and nothing created.
 """
 
 import pulumi
-from pulumi.runtime import config as runtime_config
 
 from fraud_pipeline import FraudPipeline, FraudPipelineArgs, PipelineSettings
+from fraud_pipeline.evaluation import configured_keys
 from fraud_pipeline.settings import NAMESPACE
 
 
 def stack_values() -> dict:
-    """Every `fraud-pipeline:*` key of the stack (so unknown keys are caught) plus `aws:region`."""
-    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
-    values = {k.split(":", 1)[1]: runtime_config.get_config(k) for k in keys if k.startswith(f"{NAMESPACE}:")}
+    """Every `fraud-pipeline:*` key of the stack (so unknown keys are caught) plus `aws:region`, read with `pulumi.Config`."""
+    config = pulumi.Config(NAMESPACE)
+    values = {key: value for key in configured_keys(NAMESPACE) if (value := config.get(key)) is not None}
     region = pulumi.Config("aws").get("region")
     if region is not None:
         values["aws:region"] = region

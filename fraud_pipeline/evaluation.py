@@ -337,6 +337,21 @@ def known_stacks(root: Path = REPO_ROOT) -> list[str]:
     return sorted(names, key=lambda n: (order.get(n, 3), n))
 
 
+def configured_keys(namespace: str) -> set[str]:
+    """The keys of `namespace` the stack's config sets (without the namespace).
+
+    PRIVATE PULUMI SDK USE, kept here on purpose: the SDK has no public way to list a stack's
+    config keys, and the program needs them to refuse a key it does not know (a typo would
+    otherwise be ignored silently). `tests/unit/test_program.py::test_the_private_config_api_is_still_there`
+    fails loudly if `pulumi.runtime.config.CONFIG` or `get_config_env` change. Values are read
+    through the public `pulumi.Config`.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    return {k.split(":", 1)[1] for k in keys if k.startswith(f"{namespace}:")}
+
+
 def evaluate(
     stack: str,
     config: Mapping[str, str] | None = None,

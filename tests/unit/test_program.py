@@ -71,3 +71,15 @@ def test_non_settings_argument_is_refused():
 
     with pytest.raises(TypeError, match="must be a PipelineSettings"):
         evaluate("dev", program=program)
+
+
+def test_the_private_config_api_is_still_there():
+    # The program lists the stack's config keys through the SDK's private `pulumi.runtime.config`
+    # (fraud_pipeline/evaluation.py configured_keys: there is no public way). If this fails, the SDK
+    # changed under it: replace configured_keys, or unknown stack-file keys would go unnoticed.
+    from pulumi.runtime import config as runtime_config
+
+    assert hasattr(runtime_config, "CONFIG") and hasattr(runtime_config.CONFIG, "get"), "pulumi.runtime.config.CONFIG is gone"
+    assert callable(getattr(runtime_config, "get_config_env", None)), "pulumi.runtime.config.get_config_env is gone"
+    ev = evaluate("dev", {**stack_config("dev"), "fraud-pipeline:kinesisShardCount": "1"})
+    assert ev.one("aws:kinesis/stream:Stream").inputs["shardCount"] == 1
