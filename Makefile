@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: install test demo run plan diff capacity openapi bench model clean
+.PHONY: install test demo run plan diff capacity openapi schema bench model clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ capacity: $(STAMP)
 # docs/openapi.yaml from the program's API (make test checks it is current).
 openapi: $(STAMP)
 	$(PY) -m fraud_pipeline.openapi
+
+# provider/schema.json, the schema other Pulumi languages generate their SDK from (make test checks it).
+schema: $(STAMP)
+	$(PY) provider/generate_schema.py
 
 bench: $(STAMP)
 	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m benchmarks $(BENCH_ARGS)

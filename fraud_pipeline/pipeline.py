@@ -6,7 +6,8 @@ grants. A program (the repo's `__main__.py`, or a team's own) passes validated
 `PipelineSettings` and gets typed outputs back.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Pulumi's component analyzer (provider/, the package
+# other Pulumi languages use) reads FraudPipeline's output annotations as real types.
 
 import dataclasses
 import importlib.util

@@ -329,6 +329,11 @@ def describe_rule(f: dataclasses.Field) -> str:
     return "true or false" if _kind(f) is bool else "any"
 
 
+def setting_kind(f: dataclasses.Field) -> type:
+    """The type a setting holds: bool, int, float, str, or tuple (a list of strings)."""
+    return _kind(f)
+
+
 def _fmt(n: float) -> str:
     return str(int(n)) if float(n).is_integer() else str(n)
 
