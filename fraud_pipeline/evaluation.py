@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import inspect
 import json
 import runpy
 from concurrent.futures import ThreadPoolExecutor
@@ -264,8 +265,42 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
         self.exports: dict[str, Any] = {}
+        self._parents: dict[str, str] = {}
+        self._transforms: dict[str, list] = {}
+
+    def _apply_transforms(self, request) -> None:
+        """Run the resource's own `transforms`, then each ancestor's, on its properties, as the engine does.
+
+        Pulumi's mock monitor records transforms but does not run them; the engine applies a
+        component's transforms to every descendant. Emulated here so a test can show what a
+        team's transform does to the pipeline (and that the policy pack refuses an unsafe one).
+        PRIVATE PULUMI SDK USE, marked: `pulumi.runtime.mocks._resolve_callbacks` (transform
+        callbacks -> functions) and `_sync_await`; `tests/unit/test_children.py` fails if they change.
+        Only properties are transformed; options a transform returns are ignored.
+        """
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self._parents[urn] = request.parent
+        own = pulumi_mocks._resolve_callbacks(request.transforms)
+        self._transforms[urn] = own
+        chain, ancestor = list(own), request.parent
+        while ancestor:
+            chain += self._transforms.get(ancestor, [])
+            ancestor = self._parents.get(ancestor, "")
+        if not chain or request.type == "pulumi:pulumi:Stack":
+            return
+        props = rpc.deserialize_properties(request.object)
+        for transform in chain:
+            result = transform(pulumi.ResourceTransformArgs(
+                custom=bool(request.custom), type_=request.type, name=request.name, props=props,
+                opts=pulumi.ResourceOptions()))
+            if inspect.isawaitable(result):
+                result = pulumi_mocks._sync_await(result)
+            if result is not None:
+                props = result.props
+        request.object.CopyFrom(pulumi_mocks._sync_await(rpc.serialize_properties(props, {})))
 
     def RegisterResource(self, request):
+        self._apply_transforms(request)
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response

@@ -293,6 +293,21 @@ class FraudPipeline(pulumi.ComponentResource):
         }, child)
 
         self.settings = s
+        # The children, reachable (as AWS Solutions Constructs expose theirs): a team reads a child's
+        # resources or outputs, or adjusts one with ResourceOptions(transforms=...) on the pipeline.
+        self.kms: KmsKeys = kms
+        self.params: PipelineParameters = params
+        self.network: Optional[PrivateNetwork] = network
+        self.store: TransactionStore = store
+        self.stream: IngestStream = stream
+        self.alert_queue: AlertQueue = queue
+        self.archive: ArchiveBucket = archive
+        self.topics: AlertTopics = topics
+        self.signing: Optional[SignedCode] = signing
+        self.functions: dict[str, PipelineFunction] = functions
+        self.workflow: ReviewWorkflow = workflow
+        self.api: ApiFront = api
+        self.monitoring: Monitoring = monitoring
         self.api_endpoint = api.endpoint
         self.label_endpoint = api.label_endpoint
         self.api_key_id = api.api_key_id
