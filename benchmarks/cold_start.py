@@ -57,7 +57,7 @@ WITHOUT_BATCH_UTILITY = """import sys, types
 stub = types.ModuleType("aws_lambda_powertools.utilities.batch")
 class EventType:
     DynamoDBStreams = "DynamoDBStreams"; KinesisDataStreams = "KinesisDataStreams"; SQS = "SQS"
-stub.BatchProcessor = lambda *a, **k: None
+stub.BatchProcessor = type("BatchProcessor", (), {"__init__": lambda self, *a, **k: None})
 stub.EventType = EventType
 stub.process_partial_response = lambda **k: None
 sys.modules[stub.__name__] = stub

@@ -1,41 +1,59 @@
-"""Bulk I/O, per-record reporting: the pattern the three batch handlers share.
+"""One Powertools batch processor for the three batch handlers: the work is done for the whole batch at once.
 
-Each batch handler first works out every record's outcome in one bulk pass
-(batched AWS calls), then lets Powertools' BatchProcessor report them: its
-`record_handler` only replays the outcome computed for the record, so the
-partial-batch response (and the whole-batch failure that triggers Lambda's
-bisect) is Powertools' own.
+Powertools' BatchProcessor calls a `record_handler` per record. These handlers batch their
+AWS calls across the batch instead (BatchGetItem, TransactWriteItems, PublishBatch,
+PutEvents), so `BulkBatchProcessor` runs one `bulk_handler(records)` for the batch, which
+returns each record's outcome (None = done, an exception = failed and to be retried), and
+reports them through Powertools' own success and failure bookkeeping: the partial-batch
+response, and the whole-batch failure that makes Lambda bisect a stream batch, stay
+Powertools' own.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+#: record -> the id its outcome is keyed by (a stream sequence number, an SQS message id).
+RecordId = Callable[[dict[str, Any]], str]
+#: the batch's records -> outcome per record id (None = done; an exception = failed).
+BulkHandler = Callable[[list[dict[str, Any]]], dict[str, Exception | None]]
+
+RECORD_IDS: dict[EventType, RecordId] = {
+    EventType.KinesisDataStreams: lambda record: record["kinesis"]["sequenceNumber"],
+    EventType.DynamoDBStreams: lambda record: record["dynamodb"]["SequenceNumber"],
+    EventType.SQS: lambda record: record["messageId"],
+}
 
 
-class BulkOutcomes:
-    """Outcomes of the batch being handled, keyed by record id (None = done)."""
+def _done_in_bulk(record: Any) -> None:
+    """Never called: `BulkBatchProcessor.process` replaces the per-record loop."""
+    raise AssertionError("per-record work is done in bulk")
 
-    def __init__(self, record_id: Callable[[Any], str], not_processed: Callable[[str], Exception]):
-        self._record_id = record_id
+
+class BulkBatchProcessor(BatchProcessor):
+    def __init__(self, event_type: EventType, bulk_handler: BulkHandler, not_processed: type[Exception], **kwargs: Any):
+        super().__init__(event_type=event_type, **kwargs)
+        self._bulk_handler = bulk_handler
+        self._record_id = RECORD_IDS[event_type]
         self._not_processed = not_processed
-        self._outcomes: dict[str, Exception | None] = {}
 
-    def record_handler(self, record: Any) -> None:
-        outcome = self._outcomes.get(self._record_id(record), self._not_processed("record was not processed"))
-        if outcome is not None:
-            raise outcome
+    def process(self) -> list[tuple]:
+        records = list(self.records)
+        outcomes = self._bulk_handler(records)
+        missing = self._not_processed("record was not processed")
+        return [self._report(record, outcomes.get(self._record_id(record), missing)) for record in records]
 
-    def respond(self, event: dict[str, Any], context: Any, processor: BatchProcessor,
-                outcomes: dict[str, Exception | None]) -> dict[str, Any]:
-        """The partial-batch response for `outcomes`, computed by the bulk pass for this event."""
-        self._outcomes = outcomes
+    def _report(self, record: dict[str, Any], outcome: Exception | None) -> tuple:
+        data = self._to_batch_type(record=record, event_type=self.event_type, model=self.model)
+        if outcome is None:
+            return self.success_handler(record=data, result=None)
         try:
-            return process_partial_response(event=event, record_handler=self.record_handler, processor=processor,
-                                            context=context)
-        finally:
-            self._outcomes = {}
+            raise outcome
+        except Exception as exc:  # noqa: BLE001 -- reported with its traceback, as Powertools reports a raise
+            return self.failure_handler(record=data, exception=(type(exc), exc, exc.__traceback__))
+
+    def respond(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The partial-batch response for the event (Powertools' `process_partial_response`)."""
+        return process_partial_response(event=event, record_handler=_done_in_bulk, processor=self, context=context)

@@ -41,12 +41,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import contract, dynamo, ml, model_store
 from .alerts import decision_record
-from .bulk import BulkOutcomes
+from .bulk import BulkBatchProcessor
 from .clients import client, cold_start_cache, env
 from .features import CardState, MerchantState, card_entity, merchant_entity
 from .jsonutil import dumps
@@ -63,7 +63,6 @@ EVENTS_BATCH = 10
 DECISION_ATTRIBUTES = ("scored_at", "decision", "score", "reasons", "rules_score", "ml_score", "risk",
                        "model_score", "model_version", "velocity_count", "shadow", "record_type")
 
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 @cold_start_cache
@@ -95,15 +94,14 @@ class StepFailed(RuntimeError):
     """A record's processing step did not complete; the record is retried."""
 
 
-#: Outcome per stream sequence number for the batch being handled (None = done).
-batch_outcomes = BulkOutcomes(lambda record: record.dynamodb.sequence_number, StepFailed)
+processor = BulkBatchProcessor(EventType.DynamoDBStreams, lambda records: process_batch(records), StepFailed)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return batch_outcomes.respond(event, context, processor, process_batch(event.get("Records") or []))
+    return processor.respond(event, context)
 
 
 def _parse(records: list[dict[str, Any]], now_ms: int) -> tuple[dict[str, Exception | None], dict[str, dict[str, Any]]]:

@@ -29,12 +29,12 @@ import time
 import uuid
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import contract, dynamo
 from .alerts import alert_publication
-from .bulk import BulkOutcomes
+from .bulk import BulkBatchProcessor
 from .clients import client, env
 from .jsonutil import InvalidJson, loads
 from .observability import logger, metrics, tracer
@@ -45,16 +45,16 @@ CLAIM_LEASE_MS = 5 * 60 * 1000
 PUBLISH_BATCH = 10
 _REASONS = frozenset(REASON_CODES)
 
-#: A batch where every message failed is reported item by item too (no function error): each
-#: message's receive count then decides when it moves to the DLQ.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class AlertNotSent(RuntimeError):
     """The alert was not published this time; the message is retried (and finally dead-lettered)."""
 
 
-batch_outcomes = BulkOutcomes(lambda record: record.message_id, AlertNotSent)
+#: A batch where every message failed is reported item by item too (no function error): each
+#: message's receive count then decides when it moves to the DLQ.
+processor = BulkBatchProcessor(EventType.SQS, lambda records: process_alerts(records), AlertNotSent,
+                               raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -63,7 +63,7 @@ batch_outcomes = BulkOutcomes(lambda record: record.message_id, AlertNotSent)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
     metrics.add_metric(name="AlertMessagesReceived", unit="Count", value=len(records))
-    return batch_outcomes.respond(event, context, processor, process_alerts(records))
+    return processor.respond(event, context)
 
 
 def _key(alert: dict[str, Any]) -> dict[str, Any]:

@@ -32,11 +32,11 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import EventType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import contract, transactions
-from .bulk import BulkOutcomes
+from .bulk import BulkBatchProcessor
 from .clients import client, env
 from .jsonutil import InvalidJson, NonFinite, dumps, loads
 from .observability import logger, mask_pans, metrics, tracer
@@ -47,14 +47,13 @@ MAX_RECORD_BYTES = contract.MAX_TRANSACTION_BYTES
 MAX_QUARANTINED_TEXT = 4096
 KNOWN_FIELDS = frozenset(API_FIELDS) | {"body", "data"}
 
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 
 class IngestFailed(RuntimeError):
     """The record was not stored this time; Lambda retries it."""
 
 
-batch_outcomes = BulkOutcomes(lambda record: record.kinesis.sequence_number, IngestFailed)
+processor = BulkBatchProcessor(EventType.KinesisDataStreams, lambda records: ingest(records), IngestFailed)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -63,7 +62,7 @@ batch_outcomes = BulkOutcomes(lambda record: record.kinesis.sequence_number, Ing
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
     metrics.add_metric(name="RecordsReceived", unit="Count", value=len(records))
-    return batch_outcomes.respond(event, context, processor, ingest(records))
+    return processor.respond(event, context)
 
 
 # --------------------------------------------------------------------------- redaction for the quarantine
