@@ -66,7 +66,7 @@ def test_blocked_transaction_flows_from_api_to_sns(aws, ctx, log_lines):
 
 
 def test_readme_examples_behave_as_documented(aws, ctx):
-    # GIVEN the three README examples: the blocked API call, the minimal stream record, an ordinary purchase
+    # GIVEN the three examples of docs/handlers.md: the blocked API call, the minimal stream record, an ordinary purchase
     blocked = {"amount": 15000.00, "merchant": "Unknown Store", "card_number": "1234567890123456", "location": "Nigeria"}
     ordinary = {"amount": 125.50, "merchant": "Corner Bakery", "card_number": "5500 0000 0000 0004",
                 "location": "New York, USA", "timestamp": noon_today_ms()}

@@ -61,7 +61,7 @@ def test_api_checks_key_and_request_model_then_invokes_the_handler(em):
 
 
 def test_readme_examples_flow_through_the_whole_pipeline(em):
-    # GIVEN the README's three examples, two by the API and one by Kinesis
+    # GIVEN the three examples of docs/handlers.md, two by the API and one by Kinesis
     status, blocked = post(em, {"amount": 15000.00, "merchant": "Unknown Store", "card_number": "1234567890123456",
                                 "location": "Nigeria", "transaction_id": "readme-block"})
     assert status == 201

@@ -200,9 +200,10 @@ def test_compliance_doc_covers_every_policy():
         assert f"`{spec.name}`" in doc, spec.name
 
 
-def test_readme_section_shows_how_to_run_the_pack():
-    doc = (REPO / "README.md").read_text()
+def test_policy_doc_shows_how_to_run_the_pack():
+    doc = (REPO / "docs" / "policy.md").read_text()
     assert "pulumi preview --policy-pack policy" in doc and "--policy-pack-config" in doc
+    assert "(docs/policy.md)" in (REPO / "README.md").read_text()
 
 
 def test_hardening_requirements_per_environment_and_overrides():

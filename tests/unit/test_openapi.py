@@ -24,7 +24,7 @@ from fraud_pipeline import openapi
 from fraud_pipeline.evaluation import REPO_ROOT
 from fraud_pipeline.local.topology import topology
 
-README = REPO_ROOT / "README.md"
+API_REFERENCE = REPO_ROOT / "docs" / "handlers.md"
 JSON = "application/json"
 
 
@@ -274,16 +274,16 @@ def test_no_documented_response_can_carry_a_card_number(document):
     assert "card_number" not in set(properties(deref(responses, document)))
 
 
-# --- the README's examples against the contract ----------------------------------------------------------------
+# --- the API reference's examples (docs/handlers.md) against the contract ----------------------------------------
 
-def readme_api_section() -> str:
-    text = README.read_text()
-    return text[text.index("### The API: `POST /transactions`"):text.index("### The stream")]
+def api_reference_section() -> str:
+    text = API_REFERENCE.read_text()
+    return text[text.index("## The API: `POST /transactions`"):text.index("## The stream: Kinesis records")]
 
 
-def readme_requests() -> list[tuple[str, dict]]:
-    """(the comment above it, body) of each curl example of the README's API section."""
-    section = readme_api_section()
+def api_reference_requests() -> list[tuple[str, dict]]:
+    """(the comment above it, body) of each curl example of the API reference's API section."""
+    section = api_reference_section()
     out = []
     for match in re.finditer(r"-d '(\{.*?\})'", section, re.DOTALL):
         before = section[:match.start()]
@@ -292,24 +292,24 @@ def readme_requests() -> list[tuple[str, dict]]:
     return out
 
 
-def readme_responses() -> list[tuple[int, dict]]:
-    """(status, body) of each JSON response of the README's "Responses"."""
-    section = readme_api_section()
+def api_reference_responses() -> list[tuple[int, dict]]:
+    """(status, body) of each JSON response of the API reference's "Responses"."""
+    section = api_reference_section()
     # a bold status, then (before the next bold status) its first ```json block
     blocks = r"^\*\*(\d{3})\*\*(?:(?!^\*\*\d{3}\*\*).)*?```json\n(.*?)```"
     return [(int(m.group(1)), json.loads(m.group(2))) for m in re.finditer(blocks, section, re.MULTILINE | re.DOTALL)]
 
 
-def test_the_readme_transactions_are_accepted_by_the_documented_model_and_the_invalid_one_refused(document):
+def test_the_documented_transactions_are_accepted_by_the_documented_model_and_the_invalid_one_refused(document):
     schema = request_schema(document, "POST", "/transactions")
-    examples = readme_requests()
+    examples = api_reference_requests()
     assert len(examples) >= 3
     for comment, body in examples:
         assert OAS30Validator(schema).is_valid(body) is ("invalid" not in comment), (comment, body)
 
 
-def test_the_readme_responses_conform_to_the_documented_schemas(document):
-    examples = readme_responses()
+def test_the_documented_responses_conform_to_the_documented_schemas(document):
+    examples = api_reference_responses()
     assert {status for status, _ in examples} >= {201, 200, 400}
     for status, body in examples:
         OAS30Validator(response_schema(document, "POST", "/transactions", status)).validate(body)
