@@ -22,9 +22,11 @@ import json
 import os
 import time
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from .common import Result, main as cli_main, progress
+from .common import Result, progress
+from .common import main as cli_main
 
 TRANSACTIONS = 5_000
 TARGET = 0.5
@@ -131,7 +133,6 @@ def run(quick: bool = False, transactions: int = TRANSACTIONS, stack: str = "dev
         records = _transaction_records(delivered)
         real_calls = em.recorder.counts.get(detection, 0)
         real_seconds = em.host.seconds[detection]
-        real_invocations = em.host.invocations[detection]
 
         progress(f"aws_calls: replaying {len(delivered)} batches ({records:,} records) through the naive handler")
         with function_environment(em, "detection"):

@@ -29,7 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .common import REPO_ROOT, Result, main as cli_main, progress, python_env
+from .common import REPO_ROOT, Result, progress, python_env
+from .common import main as cli_main
 
 REPEAT = 7
 TARGET_RATIO = 1.3
@@ -159,7 +160,7 @@ def run(quick: bool = False, repeat: int = REPEAT, stack: str = "dev") -> Result
         env = {**base_env, **function_env.get(key, {}), "AWS_LAMBDA_FUNCTION_NAME": f"{key}-benchmark"}
         variants[module] = (TIMED.format(body=f"import {module}"), env)
     what_if = {}
-    for key, module in HANDLERS.items():
+    for module in HANDLERS.values():
         if not uses_batch_utility(module):
             continue
         code = WITHOUT_BATCH_UTILITY + TIMED.format(body=f"import {module}")

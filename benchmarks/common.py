@@ -18,10 +18,11 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Distributions whose versions are part of the conditions of a run.
@@ -63,7 +64,7 @@ def conditions() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -131,7 +132,7 @@ class Result:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Result":
+    def from_dict(cls, data: dict[str, Any]) -> Result:
         return cls(name=data["name"], title=data["title"], tables=[Table(**t) for t in data["tables"]],
                    targets=[Target(**t) for t in data["targets"]], notes=list(data["notes"]),
                    seconds=data.get("seconds", 0.0), conditions=data["conditions"])

@@ -22,7 +22,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from .common import Result, main as cli_main, percentile, progress
+from .common import Result, percentile, progress
+from .common import main as cli_main
 
 TRANSACTIONS = 1_000
 

@@ -16,7 +16,8 @@ import sys
 import time
 from typing import Any
 
-from .common import REPO_ROOT, Result, main as cli_main, progress, python_env
+from .common import REPO_ROOT, Result, progress, python_env
+from .common import main as cli_main
 
 REPEAT = 3
 CHILD = """import json, time

@@ -28,9 +28,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from .common import Result, main as cli_main, percentile, progress
+from .common import Result, percentile, progress
+from .common import main as cli_main
 
 LEVELS = ((1, 60), (8, 160), (32, 320))   # (concurrency, transactions)
 

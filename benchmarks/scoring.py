@@ -28,7 +28,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from .common import Result, best_of, main as cli_main, progress
+from .common import Result, best_of, progress
+from .common import main as cli_main
 
 TRANSACTIONS = 100_000
 REPEAT = 7
@@ -65,7 +66,8 @@ def prepare(count: int, seed: int = 11) -> tuple[list[dict[str, Any]], list[int]
 
 def run(quick: bool = False, transactions: int = TRANSACTIONS, repeat: int = REPEAT) -> Result:
     from handlers import dynamo
-    from handlers.jsonutil import dumps, loads as strict_loads
+    from handlers.jsonutil import dumps
+    from handlers.jsonutil import loads as strict_loads
     from handlers.rules import assess, load_rules
     from handlers.validation import validate_stored
 

@@ -7,7 +7,8 @@ rota never receives card alerts.
 from __future__ import annotations
 
 import json
-from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -78,7 +79,7 @@ class AlertTopics(pulumi.ComponentResource):
     alert_topic_arn: pulumi.Output[str]
     ops_topic_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: AlertTopicsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AlertTopicsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:AlertTopics", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])

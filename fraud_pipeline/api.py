@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping, NotRequired, Optional, Sequence, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -96,7 +97,8 @@ def _error_template(error: str, field: str, message: str, *, quote: bool = True)
     `$context.error.messageString` is already a quoted JSON string, hence `quote=False` for it.
     """
     value = f'"{message}"' if quote else message
-    return '{"error": "%s", "details": [{"field": "%s", "message": %s}]}' % (error, field, value)
+    # A JSON template with $context placeholders: built as text, not json.dumps (value may be a quoted placeholder).
+    return '{"error": "%s", "details": [{"field": "%s", "message": %s}]}' % (error, field, value)  # noqa: UP031
 
 
 #: Gateway responses: (response type, status code, body template).
@@ -334,7 +336,7 @@ class ApiFront(pulumi.ComponentResource):
 
     def _post_route(self, name: str, prefix: str, resource: aws.apigateway.Resource, model_name: str,
                     description: str, schema: dict[str, Any], invoke_arn: pulumi.Input[str],
-                    child: pulumi.ResourceOptions, path_parameters: Optional[dict[str, bool]] = None,
+                    child: pulumi.ResourceOptions, path_parameters: dict[str, bool] | None = None,
                     ) -> tuple[aws.apigateway.Model, aws.apigateway.Method, aws.apigateway.Integration]:
         """POST on `resource`: API key required, the body validated against `schema`, Lambda proxy to `invoke_arn`."""
         model = aws.apigateway.Model(
@@ -370,7 +372,7 @@ class ApiFront(pulumi.ComponentResource):
         )
         return model, method, integration
 
-    def __init__(self, name: str, args: ApiFrontArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ApiFrontArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:ApiFront", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])
@@ -461,8 +463,8 @@ class ApiFront(pulumi.ComponentResource):
             opts=child,
         )
         logging_ready: list[pulumi.Resource] = [self.execution_log_group]
-        self.account_role: Optional[aws.iam.Role] = None
-        self.account: Optional[aws.apigateway.Account] = None
+        self.account_role: aws.iam.Role | None = None
+        self.account: aws.apigateway.Account | None = None
         if args.get("manage_account_logging_role", True):
             self.account_role = aws.iam.Role(
                 f"{name}-cloudwatch-role",

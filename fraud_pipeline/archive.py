@@ -23,8 +23,9 @@ record its objects too.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, NotRequired, Optional, TypedDict
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -100,20 +101,20 @@ class ArchiveBucket(pulumi.ComponentResource):
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
-    default_model_key: Optional[str]
+    default_model_key: str | None
     """The uploaded default model's key (known at preview), or None when no model file was given."""
-    replica_bucket_name: Optional[pulumi.Output[str]]
+    replica_bucket_name: pulumi.Output[str] | None
     """The replica's bucket name, or None without replication."""
-    replica_bucket_arn: Optional[pulumi.Output[str]]
+    replica_bucket_arn: pulumi.Output[str] | None
     """The replica's bucket ARN, or None without replication."""
-    replica_kms_key_arn: Optional[pulumi.Output[str]]
+    replica_kms_key_arn: pulumi.Output[str] | None
     """The replica region's key the replicas are encrypted with, or None without replication."""
-    access_trail_arn: Optional[pulumi.Output[str]]
+    access_trail_arn: pulumi.Output[str] | None
     """The access trail's ARN, or None without access logging."""
-    access_log_bucket_name: Optional[pulumi.Output[str]]
+    access_log_bucket_name: pulumi.Output[str] | None
     """The bucket the access trail delivers to, or None without access logging."""
 
-    def __init__(self, name: str, args: ArchiveBucketArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ArchiveBucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:ArchiveBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])
@@ -129,7 +130,7 @@ class ArchiveBucket(pulumi.ComponentResource):
         self.policy = hardened.policy
         bucket = self.bucket.id
         self.default_model_key = None
-        self.default_model: Optional[aws.s3.BucketObjectv2] = None
+        self.default_model: aws.s3.BucketObjectv2 | None = None
         if args.get("default_model_path"):
             path = Path(args["default_model_path"])
             self.default_model_key = model_object_key(path.read_bytes())
@@ -148,7 +149,7 @@ class ArchiveBucket(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=[self.encryption]),
             )
         replication_region = args.get("replication_region") or ""
-        self.replica: Optional[ArchiveReplica] = None
+        self.replica: ArchiveReplica | None = None
         if replication_region:
             self.replica = ArchiveReplica(f"{name}-replica", {
                 "environment": args["environment"], "environment_suffix": args["environment_suffix"],
@@ -158,7 +159,7 @@ class ArchiveBucket(pulumi.ComponentResource):
                 "lifecycle_rules": lifecycle_rules(args["transition_days"], args["expiration_days"]),
                 "force_destroy": force_destroy, "tags": args.get("tags"),
             }, child)
-        self.access_trail: Optional[ArchiveAccessTrail] = None
+        self.access_trail: ArchiveAccessTrail | None = None
         if args.get("access_logging"):
             if "access_log_retention_days" not in args:
                 raise ValueError("ArchiveBucketArgs.access_log_retention_days is required with access_logging")

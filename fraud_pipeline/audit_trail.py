@@ -38,7 +38,8 @@ deliveries); its integrity rests on log file validation.
 
 from __future__ import annotations
 
-from typing import Mapping, NotRequired, Optional, TypedDict
+from collections.abc import Mapping
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -108,7 +109,7 @@ def object_data_events_selector(name: str, bucket_arn: str) -> dict:
     }
 
 
-def event_selectors(archive_bucket_arn: str, replica_bucket_arn: Optional[str] = None,
+def event_selectors(archive_bucket_arn: str, replica_bucket_arn: str | None = None,
                     include_management_events: bool = defaults.TRAIL_INCLUDE_MANAGEMENT_EVENTS) -> list[dict]:
     """The trail's advanced event selectors: the archive's objects, the replica's if any, management only if asked."""
     selectors = [object_data_events_selector("archive-object-reads-and-writes", archive_bucket_arn)]
@@ -167,7 +168,7 @@ class ArchiveAccessTrail(pulumi.ComponentResource):
     multi_region: bool
     """True when the trail also records a replica in another region."""
 
-    def __init__(self, name: str, args: ArchiveAccessTrailArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ArchiveAccessTrailArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:ArchiveAccessTrail", name, None, opts)
         namer = Namer(args["environment"], args["environment_suffix"])
         region = args["region"]

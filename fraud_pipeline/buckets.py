@@ -11,8 +11,8 @@ resources' URNs when it moves onto this helper.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -77,9 +77,9 @@ def hardened_bucket(
     kms_key_arn: pulumi.Input[str],
     lifecycle_rules: pulumi.Input[Sequence[Mapping]],
     force_destroy: bool = False,
-    region: Optional[str] = None,
+    region: str | None = None,
     policy_statements: pulumi.Input[Sequence[Mapping]] = (),
-    tags: Optional[pulumi.Input[Mapping[str, str]]] = None,
+    tags: pulumi.Input[Mapping[str, str]] | None = None,
 ) -> HardenedBucket:
     """A private, versioned, SSE-KMS (bucket key), TLS-only bucket with ACLs disabled and a lifecycle.
 

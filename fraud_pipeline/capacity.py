@@ -26,9 +26,9 @@ import dataclasses
 import math
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from . import defaults
 from .settings import WAF_RATE_WINDOW_SECONDS, PipelineSettings

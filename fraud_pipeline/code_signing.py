@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Mapping, NotRequired, Optional, TypedDict
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -194,7 +195,7 @@ class SignedCode(pulumi.ComponentResource):
     layer_arn: pulumi.Output[str]
     """The signed Powertools layer version's ARN."""
 
-    def __init__(self, name: str, args: SignedCodeArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: SignedCodeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:SignedCode", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         env, sfx = args["environment"], args["environment_suffix"]
@@ -249,7 +250,7 @@ class SignedCode(pulumi.ComponentResource):
         })
 
     def _sign(self, name: str, kind: str, archive: pulumi.Input[pulumi.Archive], key: pulumi.Input[str],
-              tags: Optional[pulumi.Input[Mapping[str, str]]]) -> aws.signer.SigningJob:
+              tags: pulumi.Input[Mapping[str, str]] | None) -> aws.signer.SigningJob:
         """Upload `archive` unsigned (content-addressed key) and sign that object version."""
         bucket = self.hardened.bucket
         upload = aws.s3.BucketObjectv2(

@@ -20,18 +20,18 @@ import hashlib
 import inspect
 import json
 import runpy
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
-
-import yaml
 
 PROJECT = "fraud-pipeline"
 ACCOUNT_ID = "123456789012"

@@ -10,7 +10,8 @@ permission it needs live and die with the function.
 from __future__ import annotations
 
 import json
-from typing import Literal, Mapping, NotRequired, Optional, Sequence, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Literal, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -152,7 +153,7 @@ class PipelineFunction(pulumi.ComponentResource):
     log_group_name: pulumi.Output[str]
     policy_document: pulumi.Output[str]
 
-    def __init__(self, name: str, args: PipelineFunctionArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: PipelineFunctionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:PipelineFunction", name, None, opts)
         if ("code" in args) == ("s3_code" in args):
             raise ValueError(f"PipelineFunction {name}: give exactly one of code and s3_code")

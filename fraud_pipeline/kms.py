@@ -10,7 +10,8 @@ with a policy in this module's style built from `administration_statement`.)
 from __future__ import annotations
 
 import json
-from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -173,7 +174,7 @@ class KmsKeys(pulumi.ComponentResource):
     key_id: pulumi.Output[str]
     alias_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: KmsKeysArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: KmsKeysArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:KmsKeys", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])

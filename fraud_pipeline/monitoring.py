@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, NotRequired, Optional, Sequence, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -101,7 +102,7 @@ class MonitoringArgs(TypedDict):
     """API 5XX responses as a percentage of requests."""
     api_latency_alarm_ms: int
     """API p99 latency alarm threshold."""
-    replication: NotRequired["MonitoredReplication"]
+    replication: NotRequired[MonitoredReplication]
     """The archive's cross-region replication, if any: an object that fails to replicate raises an alarm."""
     tags: NotRequired[pulumi.Input[Mapping[str, pulumi.Input[str]]]]
     """Extra tags for every alarm (merged over the base tags)."""
@@ -116,12 +117,12 @@ class AlarmSpec:
     description: str
     threshold: float
     comparison_operator: str = "GreaterThanThreshold"
-    namespace: Optional[str] = None
-    metric_name: Optional[str] = None
-    statistic: Optional[str] = None
-    extended_statistic: Optional[str] = None
-    dimensions: Optional[Mapping[str, Any]] = None
-    metric_queries: Optional[list[dict[str, Any]]] = None
+    namespace: str | None = None
+    metric_name: str | None = None
+    statistic: str | None = None
+    extended_statistic: str | None = None
+    dimensions: Mapping[str, Any] | None = None
+    metric_queries: list[dict[str, Any]] | None = None
     period: int = defaults.ALARM_PERIOD_SECONDS
 
     @property
@@ -362,7 +363,7 @@ class Monitoring(pulumi.ComponentResource):
     alarm_arns: pulumi.Output[list[str]]
     """Every alarm's ARN (for composite alarms or subscriptions elsewhere)."""
 
-    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:Monitoring", name, None, opts)
 
         namer = Namer(args["environment"], args["environment_suffix"])

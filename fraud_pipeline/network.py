@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -147,7 +148,7 @@ def endpoint_service_name(region: str, service: str) -> str:
     return f"com.amazonaws.{region}.{service}"
 
 
-def interface_endpoint_services(requested: Optional[Sequence[str]]) -> list[str]:
+def interface_endpoint_services(requested: Sequence[str] | None) -> list[str]:
     """The interface endpoints to build, validated and without duplicates.
 
     DynamoDB and S3 are refused: they already have gateway endpoints, and an S3
@@ -207,7 +208,7 @@ class PrivateNetwork(pulumi.ComponentResource):
     route_table_id: pulumi.Output[str]
     """The subnets' route table: local route and the gateway endpoints, nothing else."""
 
-    def __init__(self, name: str, args: PrivateNetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: PrivateNetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:PrivateNetwork", name, None, opts)
 
         namer = Namer(args["environment"], args["environment_suffix"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -91,7 +92,7 @@ class PipelineParameters(pulumi.ComponentResource):
     names: dict[str, str]
     arns: dict[str, pulumi.Output[str]]
 
-    def __init__(self, name: str, args: PipelineParametersArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: PipelineParametersArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:PipelineParameters", name, None, opts)
         namer = Namer(args["environment"], args["environment_suffix"])
         self.names = {}

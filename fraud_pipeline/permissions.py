@@ -8,8 +8,8 @@ statements carry actions from `defaults.STAR_ONLY_ACTIONS`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from . import defaults
 

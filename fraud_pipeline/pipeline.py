@@ -11,8 +11,9 @@ grants. A program (the repo's `__main__.py`, or a team's own) passes validated
 
 import dataclasses
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, NotRequired, Optional, TypedDict
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -102,7 +103,7 @@ class FraudPipeline(pulumi.ComponentResource):
     dashboard_name: pulumi.Output[str]
     function_names: dict[str, pulumi.Output[str]]
 
-    def __init__(self, name: str, args: FraudPipelineArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: FraudPipelineArgs, opts: pulumi.ResourceOptions | None = None):
         # Capacity first, from the settings alone: a peak a stage cannot carry stops the
         # preview (CapacityError) before anything is registered, or warns in `capacityCheck: warn`.
         from . import capacity  # imported here so `python -m fraud_pipeline.capacity` runs it as __main__ cleanly
@@ -297,13 +298,13 @@ class FraudPipeline(pulumi.ComponentResource):
         # resources or outputs, or adjusts one with ResourceOptions(transforms=...) on the pipeline.
         self.kms: KmsKeys = kms
         self.params: PipelineParameters = params
-        self.network: Optional[PrivateNetwork] = network
+        self.network: PrivateNetwork | None = network
         self.store: TransactionStore = store
         self.stream: IngestStream = stream
         self.alert_queue: AlertQueue = queue
         self.archive: ArchiveBucket = archive
         self.topics: AlertTopics = topics
-        self.signing: Optional[SignedCode] = signing
+        self.signing: SignedCode | None = signing
         self.functions: dict[str, PipelineFunction] = functions
         self.workflow: ReviewWorkflow = workflow
         self.api: ApiFront = api

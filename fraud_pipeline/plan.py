@@ -13,7 +13,8 @@ import argparse
 import dataclasses
 import sys
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .evaluation import Evaluation, RecordedResource, evaluate, known_stacks, stack_config
 from .settings import NAMESPACE, PipelineSettings, SettingsError, describe_rule, setting_fields

@@ -8,7 +8,8 @@ gets the CMK and the TLS-only policy without a second copy of either.
 from __future__ import annotations
 
 import json
-from typing import Callable, Mapping, NamedTuple, NotRequired, Optional, TypedDict
+from collections.abc import Callable, Mapping
+from typing import NamedTuple, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -41,10 +42,10 @@ def encrypted_queue(
     retention_seconds: pulumi.Input[int],
     opts: pulumi.ResourceOptions,
     visibility_timeout_seconds: pulumi.Input[int] = 30,
-    redrive_to: Optional[aws.sqs.Queue] = None,
+    redrive_to: aws.sqs.Queue | None = None,
     max_receive_count: pulumi.Input[int] = 5,
-    extra_statements: Optional[Callable[[pulumi.Output[str]], pulumi.Input[list]]] = None,
-    tags: Optional[pulumi.Input[Mapping[str, str]]] = None,
+    extra_statements: Callable[[pulumi.Output[str]], pulumi.Input[list]] | None = None,
+    tags: pulumi.Input[Mapping[str, str]] | None = None,
 ) -> EncryptedQueue:
     """A CMK-encrypted queue with a TLS-only queue policy.
 
@@ -106,7 +107,7 @@ class AlertQueue(pulumi.ComponentResource):
     dlq_arn: pulumi.Output[str]
     dlq_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: AlertQueueArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AlertQueueArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:AlertQueue", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])

@@ -34,7 +34,8 @@ so that the replica region's key can be revoked, rotated and audited on its own.
 from __future__ import annotations
 
 import json
-from typing import Mapping, NotRequired, Optional, Sequence, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -201,7 +202,7 @@ class ArchiveReplica(pulumi.ComponentResource):
     role_arn: pulumi.Output[str]
     region: str
 
-    def __init__(self, name: str, args: ArchiveReplicaArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ArchiveReplicaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:ArchiveReplica", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])

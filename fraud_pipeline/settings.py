@@ -17,8 +17,9 @@ import dataclasses
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .defaults import WAF_MANAGED_RULE_GROUPS
 
@@ -279,11 +280,11 @@ class PipelineSettings:
             "allowed_card_tokens": list(self.allowed_card_tokens),
         }
 
-    def replace(self, **changes: Any) -> "PipelineSettings":
+    def replace(self, **changes: Any) -> PipelineSettings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_config(cls, stack: str, values: Mapping[str, Any]) -> "PipelineSettings":
+    def from_config(cls, stack: str, values: Mapping[str, Any]) -> PipelineSettings:
         """Build settings from a stack's config (`key -> value`, keys without the namespace).
 
         `environment` defaults to the stack name. Every problem is collected

@@ -10,7 +10,8 @@ as the write they follow from.
 
 from __future__ import annotations
 
-from typing import Mapping, NotRequired, Optional, TypedDict
+from collections.abc import Mapping
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -55,7 +56,7 @@ class TransactionStore(pulumi.ComponentResource):
     features_table_name: pulumi.Output[str]
     features_table_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: TransactionStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: TransactionStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:TransactionStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])

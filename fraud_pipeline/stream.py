@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping, NotRequired, Optional, TypedDict
+from collections.abc import Mapping
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -31,7 +32,7 @@ class IngestStream(pulumi.ComponentResource):
     stream_name: pulumi.Output[str]
     stream_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: IngestStreamArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: IngestStreamArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:IngestStream", name, None, opts)
         namer = Namer(args["environment"], args["environment_suffix"])
         self.stream = aws.kinesis.Stream(

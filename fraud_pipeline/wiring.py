@@ -8,8 +8,8 @@ into resources.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .settings import PipelineSettings
 

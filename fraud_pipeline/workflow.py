@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Mapping, NotRequired, Optional, TypedDict
+from collections.abc import Mapping
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -173,7 +174,7 @@ class ReviewWorkflow(pulumi.ComponentResource):
     dlq_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: ReviewWorkflowArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ReviewWorkflowArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:ReviewWorkflow", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])

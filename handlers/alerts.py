@@ -19,9 +19,10 @@ import json
 import os
 import re
 import unicodedata
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -147,7 +148,7 @@ def placeholder_values(record: Mapping[str, Any]) -> dict[str, str]:
     last4 = record.get("card_last4")
     return {
         "transaction_id": str(record["transaction_id"]),
-        "timestamp": datetime.fromtimestamp(int(record["timestamp"]) / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamp": datetime.fromtimestamp(int(record["timestamp"]) / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "amount": f"{amount:,.2f}",
         "currency": str(record.get("currency") or "USD"),
         "merchant": str(record.get("merchant") or "unknown merchant"),

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 REASON_CODES = (
     "HIGH_AMOUNT", "ELEVATED_AMOUNT", "BLOCKED_MERCHANT", "HIGH_RISK_LOCATION",

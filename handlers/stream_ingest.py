@@ -28,7 +28,7 @@ import base64
 import binascii
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -218,7 +218,7 @@ def _quarantine(rejected: list[tuple[dict[str, Any], list[FieldError], Any]], no
     seqs = [r.get("kinesis", {}).get("sequenceNumber", "") for r, _, _ in rejected]
     first = min((r for r, _, _ in rejected), key=_seq_order)
     shard = (first.get("eventID") or "unknown:").split(":", 1)[0] or "unknown"
-    day = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+    day = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     key = f"{contract.ARCHIVE_REJECTED_PREFIX}{day:%Y/%m/%d}/{shard}/{first['kinesis']['sequenceNumber']}.json"
     document = {
         "rejected_at": now_ms,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -227,7 +227,7 @@ def check_timestamp(value: Any, now_ms: int) -> tuple[int | None, str | None]:
         except ValueError:
             return None, "is not a valid ISO 8601 date-time"
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         try:
             millis = int(parsed.timestamp() * 1000)
         except (OverflowError, ValueError, OSError):
@@ -258,7 +258,7 @@ def check_bool(value: Any) -> tuple[bool | None, str | None]:
 
 
 def hour_of(timestamp_ms: int) -> int:
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz=timezone.utc).hour
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).hour
 
 
 # --------------------------------------------------------------------------- the transaction

@@ -19,6 +19,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import fraud_policies  # noqa: E402
+from fraud_policies import PolicySpec, StackResource  # noqa: E402
 from pulumi_policy import (  # noqa: E402
     EnforcementLevel,
     PolicyConfigSchema,
@@ -29,9 +31,6 @@ from pulumi_policy import (  # noqa: E402
     StackValidationArgs,
     StackValidationPolicy,
 )
-
-import fraud_policies  # noqa: E402
-from fraud_policies import PolicySpec, StackResource  # noqa: E402
 
 try:  # pulumi-policy >= 1.x with severities
     from pulumi_policy import Severity  # noqa: E402

@@ -8,9 +8,8 @@ component's annotations, prints the gRPC port it serves on, and answers `GetSche
 (`python provider/generate_schema.py` rewrites it).
 """
 
-from pulumi.provider.experimental import component_provider_host
-
 from fraud_pipeline_component import COMPONENTS, PROVIDER_NAME, PROVIDER_VERSION
+from pulumi.provider.experimental import component_provider_host
 
 if __name__ == "__main__":
     component_provider_host(COMPONENTS, PROVIDER_NAME, version=PROVIDER_VERSION)

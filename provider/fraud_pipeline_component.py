@@ -36,14 +36,21 @@ import os
 import re
 import sys
 import types
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 from pulumi.output import Unknown
 
 from fraud_pipeline import pipeline
-from fraud_pipeline.settings import (NAMESPACE, PipelineSettings, SettingsError, describe_rule, setting_fields,
-                                     setting_kind)
+from fraud_pipeline.settings import (
+    NAMESPACE,
+    PipelineSettings,
+    SettingsError,
+    describe_rule,
+    setting_fields,
+    setting_kind,
+)
 
 #: The package name: the first part of every type token, and what `pulumi package add` registers.
 PROVIDER_NAME = "fraud-pipeline"
@@ -130,7 +137,7 @@ def _passthrough_keys() -> list[str]:
     return [k for k in inspect.get_annotations(pipeline.FraudPipelineArgs) if k not in _NOT_INPUTS]
 
 
-def _library_docstring(key: str) -> Optional[str]:
+def _library_docstring(key: str) -> str | None:
     """The docstring `fraud_pipeline.pipeline.FraudPipelineArgs` gives `key`, read as the analyzer reads docstrings."""
     from pulumi.provider.experimental.analyzer import Analyzer
 
@@ -166,7 +173,7 @@ FraudPipelineInputs = _inputs.FraudPipelineInputs
 _KEYS = {input_name(f): f.metadata["key"] for f in setting_fields()}
 
 
-def pipeline_args(inputs: Mapping[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> pipeline.FraudPipelineArgs:
+def pipeline_args(inputs: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> pipeline.FraudPipelineArgs:
     """`FraudPipelineArgs` from the provider's inputs (Python names, as the SDK maps them).
 
     The settings go through `PipelineSettings.from_config`, as a stack file's do: a bad value
@@ -194,7 +201,7 @@ def pipeline_args(inputs: Mapping[str, Any], opts: Optional[pulumi.ResourceOptio
     return pipeline.FraudPipelineArgs(settings=settings, **rest)
 
 
-def _check_region(settings: PipelineSettings, opts: Optional[pulumi.ResourceOptions]) -> None:
+def _check_region(settings: PipelineSettings, opts: pulumi.ResourceOptions | None) -> None:
     """The `region` input names the region in every ARN and policy; the AWS provider must deploy there.
 
     Without an explicit `aws` provider, the children use the stack's default one, configured by
@@ -215,7 +222,7 @@ def _check_region(settings: PipelineSettings, opts: Optional[pulumi.ResourceOpti
 class FraudPipeline(pipeline.FraudPipeline):
     __doc__ = pipeline.FraudPipeline.__doc__
 
-    def __init__(self, name: str, args: FraudPipelineInputs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: FraudPipelineInputs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(name, pipeline_args(args, opts), opts)
 
 

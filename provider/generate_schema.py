@@ -15,9 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from pulumi.provider.experimental.component import ComponentProvider
-
 from fraud_pipeline_component import COMPONENTS, PROVIDER_NAME, PROVIDER_VERSION, inputs_source
+from pulumi.provider.experimental.component import ComponentProvider
 
 SCHEMA_FILE = Path(__file__).resolve().with_name("schema.json")
 COMMAND = "python provider/generate_schema.py"

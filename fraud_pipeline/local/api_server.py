@@ -15,8 +15,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import jsonschema

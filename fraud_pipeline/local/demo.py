@@ -362,10 +362,10 @@ def evaluate_run(em: Emulator, run: Run, started: float, finished: float) -> Rep
     violations += [f"card number found in {where}" for where in card_hits]
 
     history_fraud = sum(r.is_fraud for r in run.history)
-    first_day = dt.datetime.fromtimestamp(min(r.timestamp for r in run.history) / 1000, dt.timezone.utc) if run.history else None
+    first_day = dt.datetime.fromtimestamp(min(r.timestamp for r in run.history) / 1000, dt.UTC) if run.history else None
     final_start = min(t.timestamp for t in traffic.transactions)
     final_end = max(t.timestamp for t in traffic.transactions)
-    day = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")  # noqa: E731
+    day = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")  # noqa: E731
     elapsed = finished - started
     lines = [
         "", f"fraud-pipeline local demo: stack '{em.topo.stack}' ({em.topo.region}), synthetic history seed {run.seed}: "
@@ -465,7 +465,7 @@ def plan(transactions: int, seed: int, history_days: int = HISTORY_DAYS,
     in the future); the final week is its last `transactions` rows, about seven days of them."""
     per_day = max(20, -(-transactions // 7))
     days = history_days + -(-transactions // per_day)
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     rows = synthetic.history(days, per_day, seed=seed, start=today - dt.timedelta(days=days))
     return rows[:-transactions], rows[-transactions:]
 
@@ -501,7 +501,7 @@ def run(stack: str, transactions: int, seed: int, progress: bool = True, history
 
         # 2. the chargebacks the bank had received before the final week
         t = time.time()
-        day = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d")  # noqa: E731
+        day = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")  # noqa: E731
         known = [r for r in frauds if r.timestamp + CHARGEBACK_DELAY_MS < final_start]
         victim = next((r for r in reversed(history) if not r.is_fraud), None)
         record.drops.append(drop_labels(em, f"labels/chargebacks-{day(final_start)}.csv", known, victim))

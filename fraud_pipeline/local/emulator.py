@@ -15,8 +15,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import boto3
 
@@ -25,9 +26,10 @@ from . import stepfunctions
 from .api_server import LocalApi, serve
 from .host import LambdaHost, LogTee
 from .iam import CallRecorder, PrivilegeReport, check
-from .materialise import Materialised, materialise
 from .mappings import BucketNotificationPoller, QueuePoller, StreamPoller
+from .materialise import Materialised, materialise
 from .topology import Topology, topology
+
 
 def _epoch(timestamp: str | None) -> float:
     if not timestamp:

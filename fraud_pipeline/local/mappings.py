@@ -206,7 +206,7 @@ class StreamPoller:
             key: {"shardId": shard_id, "startSequenceNumber": self._sequence(records[0]),
                   "endSequenceNumber": self._sequence(records[-1]), "batchSize": len(records),
                   "streamArn": self.mapping.source_arn},
-            "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
         }
         self.sqs.send_message(QueueUrl=self.queue_urls[self.mapping.on_failure_arn], MessageBody=json.dumps(message))
 
@@ -358,7 +358,7 @@ class BucketNotificationPoller:
     def _on_failure(self, event: dict, attempts: int, condition: str, error: Exception | None) -> None:
         self.stats.sent_to_on_failure += 1
         record = {
-            "version": "1.0", "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "version": "1.0", "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{self.host.site(self.function).arn}:$LATEST",
                                "condition": condition, "approximateInvokeCount": attempts},
             "requestPayload": event,

@@ -145,7 +145,7 @@ def materialise(topo: Topology, session: boto3.Session, endpoint: str) -> Materi
         out.created.append(f"event rule {rule.name} -> {', '.join(t['arn'].split(':')[-1] for t in rule.targets)}")
 
     sfn = client("stepfunctions")
-    for arn, machine in topo.state_machines.items():
+    for machine in topo.state_machines.values():
         sfn.create_state_machine(name=machine["name"], definition=json.dumps(machine["definition"]),
                                  roleArn=f"arn:aws:iam::{topo.account}:role/{machine['name']}")
         out.created.append(f"state machine {machine['name']}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 MAX_TRANSITIONS = 1000

@@ -10,8 +10,9 @@ call fraud), not what the rules or the model are expected to catch.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from ..synthetic import Labelled, history
 
@@ -99,5 +100,5 @@ def generate(count: int, seed: int = 7, malformed_share: float = 0.05) -> Traffi
     """`count` synthetic transactions of the last days (a week at the default size), ending at the last UTC midnight."""
     per_day = max(20, -(-count // 7))
     days = -(-count // per_day)
-    rows = history(days, per_day, seed=seed, start=dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days))
+    rows = history(days, per_day, seed=seed, start=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days))
     return wrap(rows[-count:], malformed_share)

@@ -9,8 +9,9 @@ tests exercise exactly what `pulumi preview --policy-pack policy` runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 from . import alarm_policies, archive_policies, lambda_policies, logging_policies, waf_policies
 from . import resource_policies as rp

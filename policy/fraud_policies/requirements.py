@@ -11,8 +11,9 @@ overrides any field; see `CONFIG_SCHEMA` and policy/config/<stack>.json.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)

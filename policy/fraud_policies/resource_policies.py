@@ -9,7 +9,8 @@ skipped (see `values`). Each message names the resource and the fix.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import star_only
 from .requirements import STRICTEST, Requirements

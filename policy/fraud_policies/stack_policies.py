@@ -15,8 +15,9 @@ reported: `pulumi up` runs the same policies on the real values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from . import resource_policies as rp
 from .requirements import STRICTEST, Requirements
@@ -214,7 +215,7 @@ def sqs_consumer_queue_has_dlq(resources: list[StackResource], req: Requirements
 
 def sqs_visibility_covers_consumer(resources: list[StackResource], req: Requirements = STRICTEST) -> list[Violation]:
     out = []
-    for esm, queue, fn in _consumed_queues(resources):
+    for _esm, queue, fn in _consumed_queues(resources):
         if fn is None:
             continue
         vis_raw, timeout_raw = queue.props.get("visibilityTimeoutSeconds"), fn.props.get("timeout")
