@@ -7,13 +7,13 @@ rota never receives card alerts.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import NotRequired, TypedDict
+from collections.abc import Callable, Sequence
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 #: SMS is costly and interrupts people: text only the transactions that were blocked.
 SMS_FILTER_POLICY = {"decision": ["block"]}
@@ -51,11 +51,12 @@ def topic_policy(topic_arn: str, account_id: str, publishers: Sequence[str]) -> 
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-class AlertTopicsArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+def _topic_policy_json(publishers: Sequence[str]) -> Callable[[list[str]], str]:
+    """`topic_policy` as JSON, from `[topic ARN, account id]` (an `Output.all` of both)."""
+    return lambda a: json.dumps(topic_policy(a[0], a[1], publishers))
+
+
+class AlertTopicsArgs(ComponentArgs):
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key for both topics."""
     email_subscribers: NotRequired[Sequence[str]]
@@ -69,8 +70,6 @@ class AlertTopicsArgs(TypedDict):
     ops_https_subscribers: NotRequired[Sequence[str]]
     """HTTPS endpoints (a paging service's webhook) that receive every alarm; each confirms the subscription
     (paging services such as PagerDuty do it themselves) before SNS delivers to it."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for both topics."""
 
 
 class AlertTopics(pulumi.ComponentResource):
@@ -106,8 +105,7 @@ class AlertTopics(pulumi.ComponentResource):
             aws.sns.TopicPolicy(
                 f"{name}-{label}-policy",
                 arn=topic.arn,
-                policy=pulumi.Output.all(topic.arn, account).apply(
-                    lambda a, p=publishers: json.dumps(topic_policy(a[0], a[1], p))),
+                policy=pulumi.Output.all(topic.arn, account).apply(_topic_policy_json(publishers)),
                 opts=child,
             )
         for i, address in enumerate(args.get("email_subscribers") or []):

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 from .permissions import service_trust_policy
 from .settings import WAF_RATE_WINDOW_SECONDS
 
@@ -159,7 +159,20 @@ def _check_rate_limit(name: str, limit: Any) -> None:
         raise ValueError(f"{name} = {limit}: a WAF rate limit must be {low:,} to {high:,} requests per window")
 
 
-def _header_present(header: str) -> dict[str, Any]:
+_ScopeDown = aws.wafv2.WebAclRuleStatementRateBasedStatementScopeDownStatementArgsDict
+
+
+class _UnnumberedRule(TypedDict):
+    """A web ACL rule before `waf_rules` numbers it (`aws.wafv2.WebAclRuleArgsDict` without `priority`)."""
+
+    name: str
+    action: NotRequired[aws.wafv2.WebAclRuleActionArgsDict]
+    override_action: NotRequired[aws.wafv2.WebAclRuleOverrideActionArgsDict]
+    statement: aws.wafv2.WebAclRuleStatementArgsDict
+    visibility_config: aws.wafv2.WebAclRuleVisibilityConfigArgsDict
+
+
+def _header_present(header: str) -> _ScopeDown:
     """Matches a request that carries `header` with a value (WAF's documented missing-header test, negated)."""
     return {"size_constraint_statement": {
         "field_to_match": {"single_header": {"name": header}},
@@ -171,7 +184,7 @@ def _header_present(header: str) -> dict[str, Any]:
 
 def waf_rules(acl_name: str, *, ip_rate_limit: pulumi.Input[int], api_key_rate_limit: pulumi.Input[int],
               count_mode_groups: Sequence[str] = (),
-              window_seconds: int = WAF_RATE_WINDOW_SECONDS) -> list[dict[str, Any]]:
+              window_seconds: int = WAF_RATE_WINDOW_SECONDS) -> list[aws.wafv2.WebAclRuleArgsDict]:
     """The web ACL's rules, in evaluation order (Pulumi input shape).
 
     0. AWS's IP reputation list: known-bad sources go first, so they never use up a client's rate budget.
@@ -200,19 +213,27 @@ def waf_rules(acl_name: str, *, ip_rate_limit: pulumi.Input[int], api_key_rate_l
     key = defaults.API_KEY_HEADER
     vendor = defaults.WAF_MANAGED_RULE_VENDOR
 
-    def visibility(metric: str) -> dict[str, Any]:
+    def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgsDict:
         return {"cloudwatch_metrics_enabled": True, "sampled_requests_enabled": True, "metric_name": metric}
 
-    def rate(name: str, limit: pulumi.Input[int], **statement: Any) -> dict[str, Any]:
+    def rate(name: str, limit: pulumi.Input[int], aggregate_key_type: str, scope_down_statement: _ScopeDown | None = None,
+             custom_keys: Sequence[aws.wafv2.WebAclRuleStatementRateBasedStatementCustomKeyArgsDict] | None = None,
+             ) -> _UnnumberedRule:
+        statement: aws.wafv2.WebAclRuleStatementRateBasedStatementArgsDict = {
+            "limit": limit, "evaluation_window_sec": window_seconds, "aggregate_key_type": aggregate_key_type}
+        if scope_down_statement is not None:
+            statement["scope_down_statement"] = scope_down_statement
+        if custom_keys is not None:
+            statement["custom_keys"] = custom_keys
         return {
             "name": name,
             "action": {"block": {}},
-            "statement": {"rate_based_statement": {"limit": limit, "evaluation_window_sec": window_seconds, **statement}},
+            "statement": {"rate_based_statement": statement},
             "visibility_config": visibility(f"{acl_name}-{name}"),
         }
 
-    def managed(group: str) -> dict[str, Any]:
-        statement: dict[str, Any] = {"vendor_name": vendor, "name": group}
+    def managed(group: str) -> _UnnumberedRule:
+        statement: aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgsDict = {"vendor_name": vendor, "name": group}
         overrides = WAF_RULE_COUNT_OVERRIDES.get(group, {})
         if overrides:
             statement["rule_action_overrides"] = [
@@ -224,7 +245,7 @@ def waf_rules(acl_name: str, *, ip_rate_limit: pulumi.Input[int], api_key_rate_l
             "visibility_config": visibility(f"{acl_name}-{WAF_GROUP_METRICS[group]}"),
         }
 
-    rules = [
+    rules: list[_UnnumberedRule] = [
         managed("AWSManagedRulesAmazonIpReputationList"),
         rate("rate-limit-unkeyed-per-ip", ip_rate_limit, aggregate_key_type="IP",
              scope_down_statement={"not_statement": {"statement": _header_present(key)}}),
@@ -264,11 +285,7 @@ def waf_log_delivery_policy(log_group_arn: str) -> str:
     })
 
 
-class ApiFrontArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names, so two stacks in one account never collide."""
+class ApiFrontArgs(ComponentArgs):
     handler_function_name: pulumi.Input[str]
     """Name of the API handler function; the invoke permission is granted on it."""
     handler_function_arn: pulumi.Input[str]
@@ -307,8 +324,6 @@ class ApiFrontArgs(TypedDict):
     Execution logging fails without it, but there is one per account and region:
     when two stacks share both, exactly one of them passes True.
     """
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for every taggable child."""
 
 
 def _deployment_fingerprint(parts: list[Any]) -> str:

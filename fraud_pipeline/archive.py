@@ -23,16 +23,15 @@ record its objects too.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
 from . import buckets, defaults
-from .audit_trail import ArchiveAccessTrail
-from .naming import Namer
+from .audit_trail import ArchiveAccessTrail, ArchiveAccessTrailArgs
+from .naming import ComponentArgs, Namer
 from .replication import ArchiveReplica
 
 
@@ -47,9 +46,10 @@ def model_object_key(data: bytes, name: str = "default") -> str:
     return f"{defaults.ARCHIVE_MODELS_PREFIX}{name}-{digest}.json"
 
 
-def lifecycle_rules(transition_days: pulumi.Input[int], expiration_days: pulumi.Input[int]) -> list[dict]:
+def lifecycle_rules(transition_days: pulumi.Input[int], expiration_days: pulumi.Input[int]
+                    ) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
     """Evidence prefixes move to Glacier IR and expire; every prefix drops old versions and stale uploads."""
-    rules: list[dict] = [
+    rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
         {
             "id": f"archive-then-expire-{prefix.strip('/').replace('/', '-')}",
             "status": "Enabled",
@@ -69,11 +69,7 @@ def lifecycle_rules(transition_days: pulumi.Input[int], expiration_days: pulumi.
     return rules
 
 
-class ArchiveBucketArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class ArchiveBucketArgs(ComponentArgs):
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key for default SSE-KMS (with an S3 bucket key to cut KMS calls)."""
     transition_days: pulumi.Input[int]
@@ -92,8 +88,6 @@ class ArchiveBucketArgs(TypedDict):
     """Replicate every object to a bucket under its own key in this region; "" or absent = no replica."""
     default_model_path: NotRequired[str]
     """A model file to upload to `models/default-<sha256[:12]>.json` under the CMK (see `model_object_key`)."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for the bucket."""
 
 
 class ArchiveBucket(pulumi.ComponentResource):
@@ -149,27 +143,31 @@ class ArchiveBucket(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=[self.encryption]),
             )
         replication_region = args.get("replication_region") or ""
+        # The children's naming and tags are this component's (a missing `tags` stays missing).
+        base: ComponentArgs = {"environment": args["environment"], "environment_suffix": args["environment_suffix"]}
+        if "tags" in args:
+            base["tags"] = args["tags"]
         self.replica: ArchiveReplica | None = None
         if replication_region:
             self.replica = ArchiveReplica(f"{name}-replica", {
-                "environment": args["environment"], "environment_suffix": args["environment_suffix"],
-                "source_region": args["region"], "replica_region": replication_region,
+                **base, "source_region": args["region"], "replica_region": replication_region,
                 "source_bucket_id": bucket, "source_bucket_arn": self.bucket.arn,
                 "source_kms_key_arn": args["kms_key_arn"], "source_versioning": self.versioning,
                 "lifecycle_rules": lifecycle_rules(args["transition_days"], args["expiration_days"]),
-                "force_destroy": force_destroy, "tags": args.get("tags"),
+                "force_destroy": force_destroy,
             }, child)
         self.access_trail: ArchiveAccessTrail | None = None
         if args.get("access_logging"):
             if "access_log_retention_days" not in args:
                 raise ValueError("ArchiveBucketArgs.access_log_retention_days is required with access_logging")
-            self.access_trail = ArchiveAccessTrail(f"{name}-access", {
-                "environment": args["environment"], "environment_suffix": args["environment_suffix"],
-                "region": args["region"], "kms_key_arn": args["kms_key_arn"], "archive_bucket_arn": self.bucket.arn,
-                **({"replica_bucket_arn": self.replica.bucket_arn} if self.replica else {}),
+            trail_args: ArchiveAccessTrailArgs = {
+                **base, "region": args["region"], "kms_key_arn": args["kms_key_arn"],
+                "archive_bucket_arn": self.bucket.arn,
                 "retention_days": args["access_log_retention_days"], "force_destroy": force_destroy,
-                "tags": args.get("tags"),
-            }, child)
+            }
+            if self.replica:
+                trail_args["replica_bucket_arn"] = self.replica.bucket_arn
+            self.access_trail = ArchiveAccessTrail(f"{name}-access", trail_args, child)
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
         self.replica_bucket_name = self.replica.bucket_name if self.replica else None

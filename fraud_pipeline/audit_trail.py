@@ -38,14 +38,13 @@ deliveries); its integrity rests on log file validation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import NotRequired, TypedDict
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
 from . import buckets, defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 CLOUDTRAIL_PRINCIPAL = "cloudtrail.amazonaws.com"
 #: The resource type of S3 object-level data events in advanced event selectors.
@@ -95,7 +94,7 @@ def delivery_statements(log_bucket_arn: str, account_id: str, source_trail_arn: 
     ]
 
 
-def object_data_events_selector(name: str, bucket_arn: str) -> dict:
+def object_data_events_selector(name: str, bucket_arn: str) -> aws.cloudtrail.TrailAdvancedEventSelectorArgsDict:
     """Every object-level data event (reads and writes: no `readOnly` field) for one bucket's objects."""
     return {
         "name": name,
@@ -110,7 +109,8 @@ def object_data_events_selector(name: str, bucket_arn: str) -> dict:
 
 
 def event_selectors(archive_bucket_arn: str, replica_bucket_arn: str | None = None,
-                    include_management_events: bool = defaults.TRAIL_INCLUDE_MANAGEMENT_EVENTS) -> list[dict]:
+                    include_management_events: bool = defaults.TRAIL_INCLUDE_MANAGEMENT_EVENTS,
+                    ) -> list[aws.cloudtrail.TrailAdvancedEventSelectorArgsDict]:
     """The trail's advanced event selectors: the archive's objects, the replica's if any, management only if asked."""
     selectors = [object_data_events_selector("archive-object-reads-and-writes", archive_bucket_arn)]
     if replica_bucket_arn:
@@ -121,7 +121,7 @@ def event_selectors(archive_bucket_arn: str, replica_bucket_arn: str | None = No
     return selectors
 
 
-def log_lifecycle_rules(retention_days: pulumi.Input[int]) -> list[dict]:
+def log_lifecycle_rules(retention_days: pulumi.Input[int]) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
     """Log files expire after the audit retention; old versions and stale uploads are dropped.
 
     No storage-class transition: log files are small (KB), and a transition request per
@@ -137,11 +137,7 @@ def log_lifecycle_rules(retention_days: pulumi.Input[int]) -> list[dict]:
     }]
 
 
-class ArchiveAccessTrailArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class ArchiveAccessTrailArgs(ComponentArgs):
     region: str
     """The stack's region: the trail's home region (part of its ARN) and the log bucket's region."""
     kms_key_arn: pulumi.Input[str]
@@ -154,8 +150,6 @@ class ArchiveAccessTrailArgs(TypedDict):
     """Days the log files are kept (the audit retention, `auditLogRetentionDays`)."""
     force_destroy: NotRequired[bool]
     """Let `pulumi destroy` empty the log bucket (only where the stack is destroyable)."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for the bucket and the trail."""
 
 
 class ArchiveAccessTrail(pulumi.ComponentResource):

@@ -75,7 +75,7 @@ def hardened_bucket(
     *,
     parent: pulumi.Resource,
     kms_key_arn: pulumi.Input[str],
-    lifecycle_rules: pulumi.Input[Sequence[Mapping]],
+    lifecycle_rules: pulumi.Input[Sequence[aws.s3.BucketLifecycleConfigurationRuleArgsDict]],
     force_destroy: bool = False,
     region: str | None = None,
     policy_statements: pulumi.Input[Sequence[Mapping]] = (),

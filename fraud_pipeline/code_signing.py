@@ -33,13 +33,13 @@ import hashlib
 import importlib.metadata
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import NotRequired, TypedDict
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
 from . import buckets, defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 #: Prefixes of the code bucket: what Pulumi uploads, and what Signer writes.
 UNSIGNED_PREFIX = "unsigned/"
@@ -62,11 +62,7 @@ _NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
 _INSTALLER_FILES = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
 
 
-class SignedCodeArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class SignedCodeArgs(ComponentArgs):
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key of the code bucket."""
     code: pulumi.Input[pulumi.Archive]
@@ -75,8 +71,6 @@ class SignedCodeArgs(TypedDict):
     """The Powertools layer archive (`python/...`) to sign."""
     force_destroy: NotRequired[bool]
     """Let `pulumi destroy` empty the code bucket (dev only)."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for every child."""
 
 
 def _ships(relative: PurePosixPath) -> bool:
@@ -164,7 +158,7 @@ def signing_profile_name_prefix(environment: str, suffix: str) -> str:
     return prefix
 
 
-def code_bucket_lifecycle_rules() -> list[dict]:
+def code_bucket_lifecycle_rules() -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
     """Old versions and stale uploads go; current objects stay (a function re-created later reads its package again)."""
     return [{
         "id": "noncurrent-versions-and-stale-uploads",

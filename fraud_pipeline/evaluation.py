@@ -403,7 +403,10 @@ def evaluate(
     """
     cfg = dict(stack_config(stack, root) if config is None else config)
     region = cfg.get("aws:region", "us-east-1")
-    run = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
+    def run_main() -> None:
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+
+    run = program or run_main
 
     def _in_context() -> Evaluation:
         loop = asyncio.new_event_loop()

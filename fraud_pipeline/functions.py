@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import defaults, permissions
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 CARD_NUMBER_IDENTIFIER = "arn:aws:dataprotection::aws:data-identifier/CreditCardNumber"
 
@@ -37,13 +37,9 @@ def log_data_protection_policy(name: str) -> dict:
     }
 
 
-class EventSource(TypedDict):
-    """A mapping that feeds the function."""
+class EventSourceBatching(TypedDict):
+    """How an event source mapping batches and retries records (the part of `EventSource` settings give)."""
 
-    kind: Literal["kinesis", "dynamodb", "sqs"]
-    """Source type; decides the permissions and the mapping's options."""
-    arn: pulumi.Input[str]
-    """Stream or queue ARN."""
     batch_size: int
     """Records per invocation."""
     batching_window_seconds: NotRequired[int]
@@ -54,6 +50,15 @@ class EventSource(TypedDict):
     """Streams: oldest record still delivered."""
     parallelization_factor: NotRequired[int]
     """Streams: concurrent batches per shard."""
+
+
+class EventSource(EventSourceBatching):
+    """A mapping that feeds the function."""
+
+    kind: Literal["kinesis", "dynamodb", "sqs"]
+    """Source type; decides the permissions and the mapping's options."""
+    arn: pulumi.Input[str]
+    """Stream or queue ARN."""
     on_failure_arn: NotRequired[pulumi.Input[str]]
     """Streams: SQS queue that receives the metadata of batches that exhausted their retries."""
     filter_patterns: NotRequired[Sequence[dict]]
@@ -98,11 +103,7 @@ class VpcPlacement(TypedDict):
     """The Lambda security group."""
 
 
-class PipelineFunctionArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class PipelineFunctionArgs(ComponentArgs):
     key: str
     """Logical name (`api`, `ingest`, ...): the function is `fraud-<key>-<env>-<suffix>`."""
     handler: str
@@ -138,8 +139,6 @@ class PipelineFunctionArgs(TypedDict):
     """The mapping that feeds this function, if any."""
     bucket_trigger: NotRequired[BucketTrigger]
     """S3 notifications that invoke this function, if any."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for every child."""
 
 
 class PipelineFunction(pulumi.ComponentResource):
@@ -294,27 +293,28 @@ class PipelineFunction(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket_permission]),
         )
 
-    def _event_source_mapping(self, name: str, source: EventSource, child: pulumi.ResourceOptions):
-        common = dict(
+    def _event_source_mapping(self, name: str, source: EventSource,
+                              child: pulumi.ResourceOptions) -> aws.lambda_.EventSourceMapping:
+        # Streams (Kinesis, DynamoDB) take a starting position, retries and an on-failure destination; SQS none.
+        stream = source["kind"] != "sqs"
+        filter_criteria: aws.lambda_.EventSourceMappingFilterCriteriaArgsDict | None = (
+            {"filters": [{"pattern": json.dumps(p)} for p in source["filter_patterns"]]}
+            if source.get("filter_patterns") else None)
+        destination_config: aws.lambda_.EventSourceMappingDestinationConfigArgsDict | None = (
+            {"on_failure": {"destination_arn": source["on_failure_arn"]}} if stream else None)
+        return aws.lambda_.EventSourceMapping(
+            f"{name}-source",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
             event_source_arn=source["arn"],
             function_name=self.function.arn,
             batch_size=source["batch_size"],
             maximum_batching_window_in_seconds=source.get("batching_window_seconds"),
             function_response_types=defaults.STREAM_FUNCTION_RESPONSE_TYPES,
-            filter_criteria=({"filters": [{"pattern": json.dumps(p)} for p in source["filter_patterns"]]}
-                             if source.get("filter_patterns") else None),
-        )
-        if source["kind"] != "sqs":
-            common.update(
-                starting_position=defaults.STREAM_STARTING_POSITION,
-                bisect_batch_on_function_error=defaults.STREAM_BISECT_ON_ERROR,
-                maximum_retry_attempts=source["max_retry_attempts"],
-                maximum_record_age_in_seconds=source["max_record_age_seconds"],
-                parallelization_factor=source.get("parallelization_factor", 1),
-                destination_config={"on_failure": {"destination_arn": source["on_failure_arn"]}},
-            )
-        return aws.lambda_.EventSourceMapping(
-            f"{name}-source",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
-            **common,
+            filter_criteria=filter_criteria,
+            starting_position=defaults.STREAM_STARTING_POSITION if stream else None,
+            bisect_batch_on_function_error=defaults.STREAM_BISECT_ON_ERROR if stream else None,
+            maximum_retry_attempts=source["max_retry_attempts"] if stream else None,
+            maximum_record_age_in_seconds=source["max_record_age_seconds"] if stream else None,
+            parallelization_factor=source.get("parallelization_factor", 1) if stream else None,
+            destination_config=destination_config,
         )

@@ -10,14 +10,14 @@ with a policy in this module's style built from `administration_statement`.)
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import NotRequired, TypedDict
+from collections.abc import Sequence
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
 from . import audit_trail, defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 #: What the account (through IAM) may do to administer a key; using it is granted separately.
 ADMINISTRATION_ACTIONS = (
@@ -28,11 +28,7 @@ ADMINISTRATION_ACTIONS = (
 )
 
 
-class KmsKeysArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class KmsKeysArgs(ComponentArgs):
     region: str
     """Region of the key; service principals such as CloudWatch Logs are regional."""
     destroyable: NotRequired[bool]
@@ -40,8 +36,6 @@ class KmsKeysArgs(TypedDict):
     access_trail: NotRequired[bool]
     """Admit the stack's archive access trail (`audit_trail.py`) to encrypt its log files with the key.
     Default true: the statements name that one trail's ARN, so where it does not exist they grant nothing."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for the key."""
 
 
 def administration_statement(account_id: str) -> dict:

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 _KEY = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 
@@ -63,13 +63,9 @@ class MonitoredReplication(TypedDict):
     """The rule's id (the ``RuleId`` dimension)."""
 
 
-class MonitoringArgs(TypedDict):
+class MonitoringArgs(ComponentArgs):
     """Inputs of `Monitoring`."""
 
-    environment: str
-    """Environment name (dev, staging, prod); part of every physical name."""
-    environment_suffix: str
-    """Stack suffix that keeps two stacks of one account from colliding."""
     region: str
     """Region of the metrics; alarms and dashboard widgets must name it."""
     ops_topic_arn: pulumi.Input[str]
@@ -104,8 +100,6 @@ class MonitoringArgs(TypedDict):
     """API p99 latency alarm threshold."""
     replication: NotRequired[MonitoredReplication]
     """The archive's cross-region replication, if any: an object that fails to replicate raises an alarm."""
-    tags: NotRequired[pulumi.Input[Mapping[str, pulumi.Input[str]]]]
-    """Extra tags for every alarm (merged over the base tags)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +116,7 @@ class AlarmSpec:
     statistic: str | None = None
     extended_statistic: str | None = None
     dimensions: Mapping[str, Any] | None = None
-    metric_queries: list[dict[str, Any]] | None = None
+    metric_queries: list[aws.cloudwatch.MetricAlarmMetricQueryArgsDict] | None = None
     period: int = defaults.ALARM_PERIOD_SECONDS
 
     @property
@@ -135,12 +129,14 @@ def _check_key(kind: str, key: str) -> None:
         raise ValueError(f"{kind} key {key!r} must be lowercase letters, digits and dashes (it becomes part of alarm names)")
 
 
-def _metric(namespace: str, metric_name: str, stat: str, dimensions: Mapping[str, Any], period: int) -> dict[str, Any]:
+def _metric(namespace: str, metric_name: str, stat: str, dimensions: Mapping[str, Any],
+            period: int) -> aws.cloudwatch.MetricAlarmMetricQueryMetricArgsDict:
     return {"namespace": namespace, "metric_name": metric_name, "stat": stat, "dimensions": dict(dimensions), "period": period}
 
 
 def rate_queries(namespace: str, numerator: str, denominator: str, dimensions: Mapping[str, Any],
-                 label: str, period: int = defaults.ALARM_PERIOD_SECONDS) -> list[dict[str, Any]]:
+                 label: str, period: int = defaults.ALARM_PERIOD_SECONDS,
+                 ) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgsDict]:
     """Metric math for `100 * numerator / denominator`, 0 when there is no traffic.
 
     A rate rather than a count: the same ten errors are noise at peak traffic

@@ -7,7 +7,24 @@ collide and a too-long name fails at preview rather than at `CreateBucket`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict
+
+import pulumi
+
+
+class ComponentArgs(TypedDict):
+    """What every component of the pipeline takes: its naming and its tags (the child Args extend it)."""
+
+    environment: str
+    """Environment name (dev, staging, prod), the `<env>` of physical names."""
+    environment_suffix: str
+    """Suffix of physical names, so two stacks of one account never collide."""
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags for every taggable resource the component creates (`Monitoring` and `PrivateNetwork` merge them
+    over the base tags)."""
+
 
 #: The longest name each kind of resource accepts (AWS service quotas).
 MAX_LENGTH: dict[str, int] = {

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping, Sequence
-from typing import NotRequired, TypedDict
+from collections.abc import Sequence
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 from .permissions import service_trust_policy
 
 #: A /16 leaves room to add subnets (more AZs, other workloads) without renumbering.
@@ -105,13 +105,9 @@ ENDPOINT_SG_PURPOSE = "Interface VPC endpoints - HTTPS from the fraud-pipeline f
 _FLOW_LOGS_PRINCIPAL = "vpc-flow-logs.amazonaws.com"
 
 
-class PrivateNetworkArgs(TypedDict):
+class PrivateNetworkArgs(ComponentArgs):
     """Inputs of `PrivateNetwork`."""
 
-    environment: str
-    """Environment name (dev, staging, prod); part of every physical name."""
-    environment_suffix: str
-    """Stack suffix that keeps two stacks of one account from colliding."""
     region: str
     """Region the VPC is built in; endpoint service names are derived from it, so every resource is pinned to it."""
     cidr_block: NotRequired[str]
@@ -122,8 +118,6 @@ class PrivateNetworkArgs(TypedDict):
     """Customer-managed key for the flow-log group. When given, VPC flow logs are on (PCI DSS 10 wants network logs)."""
     log_retention_days: NotRequired[pulumi.Input[int]]
     """Retention of the flow-log group; required with `kms_key_arn`."""
-    tags: NotRequired[pulumi.Input[Mapping[str, pulumi.Input[str]]]]
-    """Extra tags for every resource (merged over the base tags)."""
 
 
 def private_subnet_cidrs(cidr_block: str, count: int = SUBNET_COUNT) -> list[str]:

@@ -82,7 +82,7 @@ def openapi_schema(model: Mapping[str, Any]) -> dict[str, Any]:
 
 def _type_union(types: list[str]) -> dict[str, Any]:
     """`"type": [a, b]` in 3.0: `anyOf` one schema per type; `"null"` is `nullable`."""
-    alternatives = [{"type": t} for t in types if t != "null"]
+    alternatives: list[dict[str, Any]] = [{"type": t} for t in types if t != "null"]
     if not alternatives:
         raise ValueError("a schema of type null only has no OpenAPI 3.0 equivalent")
     if "null" in types:
@@ -273,9 +273,11 @@ def gateway_answers(spec: ApiSpec, route: RouteSpec) -> list[GatewayAnswer]:
         known = GATEWAY_TYPES.get(kind)
         if known is not None and not known.applies(route):
             continue
-        if not status and known is None:
-            raise ValueError(f"gateway response {kind}: no status code, and API Gateway's default is unknown here")
-        out.append(GatewayAnswer(kind, status or known.status, known.when if known else f"API Gateway's {kind}",
+        if not status:
+            if known is None:
+                raise ValueError(f"gateway response {kind}: no status code, and API Gateway's default is unknown here")
+            status = known.status
+        out.append(GatewayAnswer(kind, status, known.when if known else f"API Gateway's {kind}",
                                  render_template(template or BUILTIN_TEMPLATE, known.message if known else kind)))
     return out
 
@@ -289,8 +291,8 @@ def shape(value: Any) -> dict[str, Any]:
         return {"type": "array", **({"items": kinds[0] if len(kinds) == 1 else {"anyOf": kinds}} if kinds else {})}
     if value is None:
         return {"nullable": True}
-    kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
-    return {"type": kinds[type(value)]}
+    type_names = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    return {"type": type_names[type(value)]}
 
 
 def _unique(items: list[Any]) -> list[Any]:
@@ -349,14 +351,14 @@ def _status_order(status: str) -> tuple[str, bool, str]:
 
 def _responses(spec: ApiSpec, route: RouteSpec, components: Components) -> dict[str, Any]:
     by_status: dict[str, list[tuple[str, dict[str, str], Answer | GatewayAnswer]]] = {}
-    for status, answer in function_answers(route).items():
-        ref = components.ref(answer.schema, ANSWER_SCHEMAS[answer.schema](route))
-        by_status.setdefault(str(status), []).append((FUNCTION, ref, answer))
-    for answer in gateway_answers(spec, route):
-        name = "Gateway" + "".join(w.capitalize() for w in answer.kind.split("_"))
-        ref = components.ref_shape(name, shape(answer.body))
-        by_status.setdefault(answer.status, []).append((f"API Gateway `{answer.kind}`", ref, answer))
-    out = {}
+    for code, fn_answer in function_answers(route).items():
+        ref = components.ref(fn_answer.schema, ANSWER_SCHEMAS[fn_answer.schema](route))
+        by_status.setdefault(str(code), []).append((FUNCTION, ref, fn_answer))
+    for gw_answer in gateway_answers(spec, route):
+        name = "Gateway" + "".join(w.capitalize() for w in gw_answer.kind.split("_"))
+        ref = components.ref_shape(name, shape(gw_answer.body))
+        by_status.setdefault(gw_answer.status, []).append((f"API Gateway `{gw_answer.kind}`", ref, gw_answer))
+    out: dict[str, Any] = {}
     for status in sorted(by_status, key=_status_order):
         sources = by_status[status]
         # An explicit status hides its range: API Gateway's default of that class can answer it too.

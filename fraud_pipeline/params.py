@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import NotRequired, TypedDict
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 #: The alert templates the parameter starts with: placeholders are the notification handler's
 #: (`handlers.alerts.PLACEHOLDERS`; a test parses this seed with the handler's own parser).
@@ -70,19 +70,13 @@ def placeholders(model: str = NO_MODEL, lists: Mapping[str, Sequence[str]] | Non
     }
 
 
-class PipelineParametersArgs(TypedDict):
-    environment: str
-    """Environment name: parameters live under `/fraud-detection/<env>/`."""
-    environment_suffix: str
-    """Suffix of physical names (unused in parameter paths, which are fixed: `/fraud-detection/<env>/`)."""
+class PipelineParametersArgs(ComponentArgs):
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key encrypting every SecureString."""
     model: NotRequired[str]
     """First value of `model`: the S3 key of the shipped default model under `models/` (default "none": rules only)."""
     lists: NotRequired[Mapping[str, Sequence[str]]]
     """First value of `lists`: blocked_merchants, high_risk_countries, allowed_card_tokens (missing ones empty)."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for the parameters."""
 
 
 class PipelineParameters(pulumi.ComponentResource):

@@ -23,10 +23,17 @@ from .alerts import AlertTopics
 from .api import ApiFront
 from .archive import ArchiveBucket, model_object_key
 from .code_signing import SignedCode, powertools_layer_archive
-from .functions import PipelineFunction
+from .functions import (
+    BucketTrigger,
+    EventSource,
+    EventSourceBatching,
+    PipelineFunction,
+    PipelineFunctionArgs,
+    VpcPlacement,
+)
 from .kms import KmsKeys
-from .monitoring import Monitoring
-from .naming import Namer
+from .monitoring import Monitoring, MonitoringArgs
+from .naming import ComponentArgs, Namer
 from .network import PrivateNetwork
 from .params import PipelineParameters
 from .queue import AlertQueue, encrypted_queue
@@ -120,7 +127,7 @@ class FraudPipeline(pulumi.ComponentResource):
         namer = Namer(env, sfx)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**defaults.BASE_TAGS, "environment": env, **(args.get("tags") or {})}
-        base = {"environment": env, "environment_suffix": sfx, "tags": tags}
+        base: ComponentArgs = {"environment": env, "environment_suffix": sfx, "tags": tags}
 
         handlers_dir = handlers_directory(args.get("handlers_path"))
         code = handlers_archive(handlers_dir)
@@ -192,25 +199,35 @@ class FraudPipeline(pulumi.ComponentResource):
         }, child) if s.code_signing else None
         layer = (signing.layer_arn if signing
                  else args.get("powertools_layer_arn") or defaults.powertools_layer_arn(s.region))
-        placement = ({"subnet_ids": network.subnet_ids, "security_group_ids": [network.lambda_security_group_id]}
-                     if network else None)
+        placement: VpcPlacement | None = (
+            {"subnet_ids": network.subnet_ids, "security_group_ids": [network.lambda_security_group_id]}
+            if network else None)
 
-        def function(key_: str, values: Mapping[str, pulumi.Input[str]], fn_arns: pulumi.Output,
-                     **extra) -> PipelineFunction:
+        def function(key_: str, values: Mapping[str, pulumi.Input[str]], fn_arns: pulumi.Output[permissions.PipelineArns],
+                     event_source: EventSource | None = None,
+                     bucket_trigger: BucketTrigger | None = None) -> PipelineFunction:
             spec = specs[key_]
             variables = pulumi.Output.all(**values).apply(
                 lambda v: wiring.environment_variables(key_, v, s, spec.service_name))
-            deployment = ({"s3_code": {"bucket": signing.code_bucket, "key": signing.code_key},
-                           "code_signing_config_arn": signing.code_signing_config_arn} if signing else {"code": code})
-            return PipelineFunction(f"{name}-{key_}", {
-                **base, "key": key_, "handler": spec.handler, **deployment, "memory_mb": spec.memory_mb,
+            fn_args: PipelineFunctionArgs = {
+                **base, "key": key_, "handler": spec.handler, "memory_mb": spec.memory_mb,
                 "timeout_seconds": spec.timeout_seconds, "reserved_concurrency": spec.reserved_concurrency,
                 "tracing_enabled": s.tracing_enabled, "log_retention_days": s.log_retention_days,
                 "kms_key_arn": key, "environment_variables": variables, "layers": [layer],
                 "handler_statements": fn_arns.apply(lambda a: permissions.handler_statements(key_, a)),
-                **({"vpc": placement} if placement and key_ in wiring.VPC_FUNCTIONS else {}),
-                **extra,
-            }, child)
+            }
+            if signing:
+                fn_args["s3_code"] = {"bucket": signing.code_bucket, "key": signing.code_key}
+                fn_args["code_signing_config_arn"] = signing.code_signing_config_arn
+            else:
+                fn_args["code"] = code
+            if placement and key_ in wiring.VPC_FUNCTIONS:
+                fn_args["vpc"] = placement
+            if event_source is not None:
+                fn_args["event_source"] = event_source
+            if bucket_trigger is not None:
+                fn_args["bucket_trigger"] = bucket_trigger
+            return PipelineFunction(f"{name}-{key_}", fn_args, child)
 
         table = {"TABLE_NAME": store.table_name}
         labels = {**table, "FEATURES_TABLE_NAME": store.features_table_name}
@@ -226,7 +243,7 @@ class FraudPipeline(pulumi.ComponentResource):
             lambda a: dataclasses.replace(a[0], event_bus=a[1]))
 
         api_fn = function("api", {**table, "CARD_TOKEN_KEY_PARAM": params.names["card-token-key"]}, full_arns)
-        stream_source = {
+        stream_source: EventSourceBatching = {
             "batch_size": s.stream_batch_size, "batching_window_seconds": s.stream_batch_window_seconds,
             "max_retry_attempts": s.stream_max_retry_attempts, "max_record_age_seconds": s.stream_max_record_age_seconds,
             "parallelization_factor": s.stream_parallelization_factor,
@@ -271,7 +288,7 @@ class FraudPipeline(pulumi.ComponentResource):
             "waf_count_mode_rule_groups": list(s.waf_count_mode_rule_groups), "log_retention_days": audit_days,
             "tracing_enabled": s.tracing_enabled, "manage_account_logging_role": s.manage_api_gateway_account,
         }, child)
-        monitoring = Monitoring(f"{name}-monitoring", {
+        monitoring_args: MonitoringArgs = {
             **base, "region": s.region, "ops_topic_arn": topics.ops_topic_arn,
             "functions": [{"key": k, "function_name": f.function_name, "timeout_seconds": specs[k].timeout_seconds,
                            "stream_consumer": k in ("ingest", "detection")} for k, f in functions.items()],
@@ -288,10 +305,12 @@ class FraudPipeline(pulumi.ComponentResource):
             "duration_alarm_percent_of_timeout": s.duration_alarm_percent_of_timeout,
             "iterator_age_alarm_seconds": s.iterator_age_alarm_seconds, "dlq_age_alarm_seconds": s.dlq_age_alarm_seconds,
             "api_5xx_rate_threshold_percent": s.api_5xx_rate_threshold_percent, "api_latency_alarm_ms": s.api_latency_alarm_ms,
-            **({"replication": {"source_bucket": archive.bucket_name, "destination_bucket": archive.replica_bucket_name,
-                                "rule_id": replication_rule_id(s.archive_replication_region)}}
-               if archive.replica_bucket_name is not None else {}),
-        }, child)
+        }
+        if archive.replica_bucket_name is not None:
+            monitoring_args["replication"] = {
+                "source_bucket": archive.bucket_name, "destination_bucket": archive.replica_bucket_name,
+                "rule_id": replication_rule_id(s.archive_replication_region)}
+        monitoring = Monitoring(f"{name}-monitoring", monitoring_args, child)
 
         self.settings = s
         # The children, reachable (as AWS Solutions Constructs expose theirs): a team reads a child's

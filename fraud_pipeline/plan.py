@@ -176,8 +176,12 @@ def reference() -> str:
             continue
         if f.metadata["required"]:
             default = "required"
+        elif f.default is not dataclasses.MISSING:
+            default = cell(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = cell(f.default_factory())
         else:
-            default = cell(f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            raise TypeError(f"setting {key} is neither required nor has a default")
         values = " | ".join(cell(getattr(loaded[st], f.name)) for st in stacks)
         rows.append(f"| `{key}` | {f.metadata['unit']} | {describe_rule(f)} | {default} | {values} | {f.metadata['doc']} |")
     return "\n".join(head + rows)

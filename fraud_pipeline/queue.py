@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import NamedTuple, NotRequired, TypedDict
+from typing import NamedTuple
 
 import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 
 def tls_only_statement(queue_arn: str) -> dict:
@@ -78,11 +78,7 @@ def encrypted_queue(
     return EncryptedQueue(queue, policy)
 
 
-class AlertQueueArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class AlertQueueArgs(ComponentArgs):
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key for both queues."""
     visibility_timeout_seconds: pulumi.Input[int]
@@ -93,8 +89,6 @@ class AlertQueueArgs(TypedDict):
     """DLQ retention: longer than the alert queue's so a message cannot expire on its way there."""
     max_receive_count: pulumi.Input[int]
     """Receives before a message is moved to the DLQ."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for both queues."""
 
 
 class AlertQueue(pulumi.ComponentResource):

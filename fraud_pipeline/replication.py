@@ -34,15 +34,15 @@ so that the replica region's key can be revoked, rotated and audited on its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import NotRequired, TypedDict
+from collections.abc import Sequence
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
 from . import buckets, defaults
 from .kms import administration_statement
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 from .permissions import policy_document, service_trust_policy
 
 S3_PRINCIPAL = "s3.amazonaws.com"
@@ -145,7 +145,7 @@ def replication_rule_id(replica_region: str) -> str:
 
 
 def replication_rule(replica_region: str, replica_bucket_arn: pulumi.Input[str],
-                     replica_key_arn: pulumi.Input[str]) -> dict:
+                     replica_key_arn: pulumi.Input[str]) -> aws.s3.BucketReplicationConfigRuleArgsDict:
     """One enabled rule: every object, delete markers and SSE-KMS objects, to the replica under its own key.
 
     The filter is the empty prefix rather than an empty block: both mean "every object" to S3
@@ -168,11 +168,7 @@ def replication_rule(replica_region: str, replica_bucket_arn: pulumi.Input[str],
     }
 
 
-class ArchiveReplicaArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class ArchiveReplicaArgs(ComponentArgs):
     source_region: str
     """The stack's region, where the source bucket and its key are (the source key's `kms:ViaService`)."""
     replica_region: str
@@ -185,12 +181,10 @@ class ArchiveReplicaArgs(TypedDict):
     """The stack CMK the source objects are encrypted with (the role decrypts with it)."""
     source_versioning: pulumi.Resource
     """The source's versioning resource: S3 refuses a replication configuration on an unversioned bucket."""
-    lifecycle_rules: pulumi.Input[Sequence[Mapping]]
+    lifecycle_rules: pulumi.Input[Sequence[aws.s3.BucketLifecycleConfigurationRuleArgsDict]]
     """The source's lifecycle rules (`archive.lifecycle_rules`): the replica ages out as the source does."""
     force_destroy: NotRequired[bool]
     """As for the source: let `pulumi destroy` empty the replica and schedule its key's deletion after 7 days."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for the key, the bucket and the role."""
 
 
 class ArchiveReplica(pulumi.ComponentResource):

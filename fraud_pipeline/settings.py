@@ -88,7 +88,8 @@ def _meta(
 
 def _setting(default: Any, key: str, unit: str, doc: str, **rules: Any) -> Any:
     if isinstance(default, (list, tuple)):
-        return field(default_factory=lambda d=tuple(default): d, metadata=_meta(key, unit, doc, **rules))
+        frozen = tuple(default)
+        return field(default_factory=lambda: frozen, metadata=_meta(key, unit, doc, **rules))
     return field(default=default, metadata=_meta(key, unit, doc, **rules))
 
 

@@ -17,14 +17,10 @@ import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 
-class TransactionStoreArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class TransactionStoreArgs(ComponentArgs):
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key encrypting both tables."""
     billing_mode: str
@@ -43,8 +39,18 @@ class TransactionStoreArgs(TypedDict):
     """Continuous backups for both tables."""
     deletion_protection: bool
     """Refuse table deletion (prod); off keeps dev destroyable."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for both tables."""
+
+
+class _TableSettings(TypedDict):
+    """The `aws.dynamodb.Table` arguments both tables share."""
+
+    billing_mode: str
+    server_side_encryption: aws.dynamodb.TableServerSideEncryptionArgs
+    point_in_time_recovery: aws.dynamodb.TablePointInTimeRecoveryArgs
+    deletion_protection_enabled: bool
+    tags: pulumi.Input[Mapping[str, str]] | None
+    read_capacity: NotRequired[int]
+    write_capacity: NotRequired[int]
 
 
 class TransactionStore(pulumi.ComponentResource):
@@ -61,16 +67,17 @@ class TransactionStore(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])
         provisioned = args["billing_mode"] == "PROVISIONED"
-        capacity = ({"read_capacity": args["read_capacity"], "write_capacity": args["write_capacity"]}
-                    if provisioned else {})
-        common = dict(
-            billing_mode=args["billing_mode"],
-            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=args["kms_key_arn"]),
-            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=args["point_in_time_recovery"]),
-            deletion_protection_enabled=args["deletion_protection"],
-            tags=args.get("tags"),
-            **capacity,
-        )
+        common: _TableSettings = {
+            "billing_mode": args["billing_mode"],
+            "server_side_encryption": aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=args["kms_key_arn"]),
+            "point_in_time_recovery": aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=args["point_in_time_recovery"]),
+            "deletion_protection_enabled": args["deletion_protection"],
+            "tags": args.get("tags"),
+        }
+        if provisioned:
+            common["read_capacity"] = args["read_capacity"]
+            common["write_capacity"] = args["write_capacity"]
         self.table = aws.dynamodb.Table(
             f"{name}-transactions",
             name=namer.name("fraud-transactions", "table"),

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import NotRequired, TypedDict
-
 import pulumi
 import pulumi_aws as aws
 
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 
 
-class IngestStreamArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names."""
+class IngestStreamArgs(ComponentArgs):
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key for server-side encryption of records."""
     shard_count: pulumi.Input[int]
     """Provisioned shards: each takes 1,000 records/s or 1 MiB/s of writes."""
     retention_hours: pulumi.Input[int]
     """How long records stay replayable (168 h in prod covers a long weekend's outage)."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for the stream."""
 
 
 class IngestStream(pulumi.ComponentResource):

@@ -74,12 +74,12 @@ import random
 import sys
 import time
 from bisect import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import accumulate
 from operator import itemgetter
-from typing import IO
+from typing import IO, cast
 
 __all__ = ["CSV_COLUMNS", "ORDINARY", "SCENARIOS", "Labelled", "history", "main", "read_csv", "summary", "write_csv"]
 
@@ -260,6 +260,24 @@ class _Merchant:
 class _Customer:
     __slots__ = ("card", "center", "city", "country", "customer_id", "fav_cum", "favs", "medians", "night", "p_fav",
                  "rate", "resident", "scale", "sd", "spread", "strict", "typical")
+    # set by _World._customers; declared for the type checker (values live in the slots)
+    card: str
+    center: float
+    city: str
+    country: str
+    customer_id: str
+    fav_cum: list[float]
+    favs: list[int]
+    medians: dict[str, float]
+    night: bool
+    p_fav: float
+    rate: float
+    resident: bool
+    scale: float
+    sd: float
+    spread: float
+    strict: bool
+    typical: float
 
     def _hour(self, rng: random.Random) -> int:
         if self.night:
@@ -307,7 +325,7 @@ class _World:
         placed += rng.choices(cities, weights=[place_weight[c] for c in cities], k=n_physical - len(placed))
         merchants: list[_Merchant] = []
 
-        def make(city: str, country: str, mix: dict[str, float], online: bool) -> None:
+        def make(city: str, country: str, mix: Mapping[str, float], online: bool) -> None:
             category = rng.choices(list(mix), weights=list(mix.values()))[0]
             name = f"{rng.choice(NAMES[category])} {next(numbers):0{width}d}"
             merchants.append(_Merchant(name, city, country, category, online, rng.lognormvariate(0, 1.1)))
@@ -690,7 +708,7 @@ def history(days: int, per_day: int, seed: int = 1, start: date = date(2026, 1, 
     prefix = f"syn{seed}-" if 0 <= seed < 1_000_000 else f"syn{_letters(abs(seed) % 26 ** 10, 10)}-"
     width = max(7, math.ceil(math.log(len(rows) + 1, 26)))
     customers, merchants = world.customers, world.merchants
-    out = []
+    out: list[Labelled] = []
     append = out.append
     for i, (ts, amount, j, ci, mismatch, is_fraud, scenario) in enumerate(rows):
         c, m = customers[ci], merchants[j]
@@ -705,7 +723,7 @@ def _csv_row(t: Labelled) -> tuple:
             "true" if t.velocity_flag else "false", 1 if t.is_fraud else 0, t.scenario)
 
 
-def write_csv(rows: Iterable[Labelled], path_or_file: str | os.PathLike | IO) -> int:
+def write_csv(rows: Iterable[Labelled], path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes]) -> int:
     """Write `rows` as CSV (header `CSV_COLUMNS`) to a path (`.gz` = gzip; `-` = stdout) or an open file.
 
     Returns the number of rows written.
@@ -717,18 +735,27 @@ def write_csv(rows: Iterable[Labelled], path_or_file: str | os.PathLike | IO) ->
         if path.endswith(".gz"):        # mtime 0 and no name in the header: the same seed gives the same bytes
             with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", compresslevel=6,
                                                        mtime=0) as packed:
-                return write_csv(rows, packed)
+                return _write_binary(rows, packed)
         with open(path, "w", encoding="utf-8", newline="") as f:
-            return write_csv(rows, f)
-    f = path_or_file
-    mode = getattr(f, "mode", "")
-    if isinstance(f, (io.RawIOBase, io.BufferedIOBase)) or (isinstance(mode, str) and "b" in mode):
-        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-        try:
-            return write_csv(rows, text)
-        finally:
-            text.flush()
-            text.detach()
+            return _write_text(rows, f)
+    stream = path_or_file
+    mode = getattr(stream, "mode", "")
+    # a binary stream is told apart at run time (its class or its mode), which the type checker cannot follow
+    if isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or (isinstance(mode, str) and "b" in mode):
+        return _write_binary(rows, cast("IO[bytes]", stream))
+    return _write_text(rows, cast("IO[str]", stream))
+
+
+def _write_binary(rows: Iterable[Labelled], raw: IO[bytes] | gzip.GzipFile) -> int:
+    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    try:
+        return _write_text(rows, text)
+    finally:
+        text.flush()
+        text.detach()
+
+
+def _write_text(rows: Iterable[Labelled], f: IO[str]) -> int:
     writer = csv.writer(f, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     n = 0

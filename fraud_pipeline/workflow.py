@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .naming import Namer
+from .naming import ComponentArgs, Namer
 from .permissions import service_trust_policy
 from .queue import encrypted_queue
 
@@ -94,11 +93,7 @@ def review_definition(task_function_arn: str) -> dict[str, Any]:
     }
 
 
-class ReviewWorkflowArgs(TypedDict):
-    environment: str
-    """Environment name, the `<env>` of physical names."""
-    environment_suffix: str
-    """Suffix of physical names, so two stacks in one account never collide."""
+class ReviewWorkflowArgs(ComponentArgs):
     kms_key_arn: pulumi.Input[str]
     """Customer-managed key of the bus, the DLQ, the log group and the state machine."""
     task_function_arn: pulumi.Input[str]
@@ -111,8 +106,6 @@ class ReviewWorkflowArgs(TypedDict):
     """X-Ray tracing of the state machine."""
     dlq_retention_seconds: pulumi.Input[int]
     """How long an undeliverable review start waits in the rule target's DLQ."""
-    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
-    """Tags for every taggable child."""
 
 
 def _account_of(arn: str) -> str:

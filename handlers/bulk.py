@@ -12,9 +12,12 @@ Powertools' own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 #: record -> the id its outcome is keyed by (a stream sequence number, an SQS message id).
 RecordId = Callable[[dict[str, Any]], str]
@@ -55,6 +58,6 @@ class BulkBatchProcessor(BatchProcessor):
         except Exception as exc:  # noqa: BLE001 -- reported with its traceback, as Powertools reports a raise
             return self.failure_handler(record=data, exception=(type(exc), exc, exc.__traceback__))
 
-    def respond(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def respond(self, event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
         """The partial-batch response for the event (Powertools' `process_partial_response`)."""
         return process_partial_response(event=event, record_handler=_done_in_bulk, processor=self, context=context)

@@ -457,7 +457,7 @@ class MerchantState:
         f = self.f
         if f:
             fget = f.get
-            f7 = sum(map(fget, range(today - 6, today + 1), _ZEROS))
+            f7: float = sum(map(fget, range(today - 6, today + 1), _ZEROS))
             f30 = f7 + sum(map(fget, range(today - 29, today - 6), _ZEROS)) + fget(today - 30, 0) * keep
             f7 += fget(today - 7, 0) * keep
             out["merchant_frauds_7d"] = f7

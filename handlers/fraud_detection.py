@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import EventType
 from botocore.exceptions import BotoCoreError, ClientError
@@ -54,6 +54,9 @@ from .observability import logger, metrics, tracer
 from .rules import Assessment, Rules, load_rules, load_shadow_rules
 from .scoring import Scorer, reason_code, with_lists
 from .validation import validate_stored
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 EVENT_SOURCE = contract.DECISION_EVENT_SOURCE
 EVENT_DETAIL_TYPE = contract.DECISION_EVENT_DETAIL_TYPE
@@ -94,13 +97,17 @@ class StepFailed(RuntimeError):
     """A record's processing step did not complete; the record is retried."""
 
 
-processor = BulkBatchProcessor(EventType.DynamoDBStreams, lambda records: process_batch(records), StepFailed)
+def _bulk(records: list[dict[str, Any]]) -> dict[str, Exception | None]:
+    return process_batch(records)   # looked up when called: `process_batch` is defined below
+
+
+processor = BulkBatchProcessor(EventType.DynamoDBStreams, _bulk, StepFailed)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return processor.respond(event, context)
 
 
@@ -324,8 +331,8 @@ def _write_back(table: str, txn: dict[str, Any], a: Assessment, shadow: dict[str
                               ":features": {k: _decimal(v) for k, v in features.items()}}
     sets = ["#decision = :decision", "#score = :score", "#rules = :rules", "#reasons = :reasons",
             "#velocity = :velocity", "#at = :at", "#features = :features"]
-    optional = {"ml_score": a.ml_score, "risk": None if a.risk is None else _decimal(a.risk),
-                "model_score": a.model_score, "model_version": a.model_version}
+    optional: dict[str, object] = {"ml_score": a.ml_score, "risk": None if a.risk is None else _decimal(a.risk),
+                                   "model_score": a.model_score, "model_version": a.model_version}
     if shadow is not None:
         optional["shadow"] = {k: (_decimal(v) if isinstance(v, float) else v) for k, v in shadow.items() if v is not None}
     for name, value in optional.items():

@@ -215,6 +215,8 @@ def validate_label(body: Any, *, transaction_id: str | None = None,
     if errors:
         rank = {name: i for i, name in enumerate(("body",) + BULK_FIELDS)}
         return None, sorted(errors, key=lambda e: rank.get(e.field, len(rank)))[:MAX_DETAILS]
+    # no errors: label and source were given (REQUIRED) and are among LABELS and SOURCES
+    assert isinstance(label, str) and isinstance(source, str)
     tid = transaction_id if transaction_id is not None else body["transaction_id"]
     return LabelRequest(transaction_id=tid, label=label, source=source, note=note, labelled_at=labelled_at), []
 
@@ -297,7 +299,8 @@ def _record_round(batch: list[_Pending], now_ms: int) -> list[tuple[_Pending, La
                 results.append((p, LabelOutcome(p.request, FAILED, p.timestamp, detail="transaction not readable")))
             elif not p.item or p.item.get("record_type") != transactions.RECORD_TYPE:
                 results.append((p, LabelOutcome(p.request, NOT_FOUND, p.timestamp)))
-            elif p.request.labelled_at is not None and p.request.labelled_at < p.timestamp:
+            elif (p.request.labelled_at is not None and p.timestamp is not None   # read items have their key
+                  and p.request.labelled_at < p.timestamp):
                 results.append((p, LabelOutcome(p.request, INVALID, p.timestamp, detail=LABELLED_AT_BEFORE,
                                                 errors=[FieldError("labelled_at", LABELLED_AT_BEFORE)])))
             else:

@@ -233,7 +233,9 @@ def parse_model(data: Any) -> Scorecard:
     block = _number(thresholds.get("block"), "thresholds.block")
     if not 0 < review < block < 1:
         raise ModelError("thresholds must satisfy 0 < review < block < 1")
-    card = data.get("card") if isinstance(data.get("card"), dict) else {}
+    card = data.get("card")
+    if not isinstance(card, dict):
+        card = {}
     return Scorecard(version, intercept, tuple(terms), Thresholds(review, block), card, interactions)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import EventType
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,6 +41,9 @@ from .observability import logger, metrics, tracer
 from .rules import REASON_CODES
 from .validation import InvalidInput, validate_decision_detail
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
 CLAIM_LEASE_MS = 5 * 60 * 1000
 PUBLISH_BATCH = 10
 _REASONS = frozenset(REASON_CODES)
@@ -53,14 +56,18 @@ class AlertNotSent(RuntimeError):
 
 #: A batch where every message failed is reported item by item too (no function error): each
 #: message's receive count then decides when it moves to the DLQ.
-processor = BulkBatchProcessor(EventType.SQS, lambda records: process_alerts(records), AlertNotSent,
+def _bulk(records: list[dict[str, Any]]) -> dict[str, Exception | None]:
+    return process_alerts(records)   # looked up when called: `process_alerts` is defined below
+
+
+processor = BulkBatchProcessor(EventType.SQS, _bulk, AlertNotSent,
                                raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     records = event.get("Records") or []
     metrics.add_metric(name="AlertMessagesReceived", unit="Count", value=len(records))
     return processor.respond(event, context)

@@ -168,7 +168,7 @@ def _rules_object(raw: str | None) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise RulesConfigError(f"RULES_JSON is not valid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(data, dict):
         raise RulesConfigError("RULES_JSON must be a JSON object")

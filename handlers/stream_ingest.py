@@ -30,7 +30,7 @@ import os
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import EventType
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,6 +43,9 @@ from .observability import logger, mask_pans, metrics, tracer
 from .tokenise import card_token
 from .validation import API_FIELDS, FieldError, validate_transaction
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
 MAX_RECORD_BYTES = contract.MAX_TRANSACTION_BYTES
 MAX_QUARANTINED_TEXT = 4096
 KNOWN_FIELDS = frozenset(API_FIELDS) | {"body", "data"}
@@ -53,13 +56,17 @@ class IngestFailed(RuntimeError):
     """The record was not stored this time; Lambda retries it."""
 
 
-processor = BulkBatchProcessor(EventType.KinesisDataStreams, lambda records: ingest(records), IngestFailed)
+def _bulk(records: list[dict[str, Any]]) -> dict[str, Exception | None]:
+    return ingest(records)   # looked up when called: `ingest` is defined below
+
+
+processor = BulkBatchProcessor(EventType.KinesisDataStreams, _bulk, IngestFailed)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     records = event.get("Records") or []
     metrics.add_metric(name="RecordsReceived", unit="Count", value=len(records))
     return processor.respond(event, context)

@@ -137,11 +137,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(line(f"live ({name})", o), file=sys.stderr)
     extra: dict[str, Any] = {}
     if shadow_rows:
-        s = confusion(shadow_rows)
-        print(line("candidate (RULES_JSON.shadow)", s), file=sys.stderr)
+        c = confusion(shadow_rows)
+        print(line("candidate (RULES_JSON.shadow)", c), file=sys.stderr)
         disagree = sum(1 for a, b in zip(rows, shadow_rows) if a.decision != b.decision)
         print(f"live and candidate decisions differ on {disagree} of {len(rows)} transactions", file=sys.stderr)
-        extra["candidate"] = s
+        extra["candidate"] = c
         extra["decisions_differing"] = disagree
     print(f"replayed {replayed} transactions in {elapsed:.1f} s ({replayed / elapsed if elapsed else 0:,.0f} "
           f"transactions/s; reading the file took {loaded - started:.1f} s); scores in {args.scores}", file=sys.stderr)

@@ -137,12 +137,12 @@ def _parse(row: dict[str, str | None], line: int, problems: list[BadRow]) -> tup
         txn["hour"] = int(hour)
     for name in ("location_mismatch", "velocity_flag"):
         try:
-            value = _flag(row.get(name))
+            flag = _flag(row.get(name))
         except ValueError as exc:
             bad(name, str(exc))
             return None
-        if value is not None:
-            txn[name] = value
+        if flag is not None:
+            txn[name] = flag
     card = "".join(ch for ch in (row.get("card_number") or "") if ch.isdigit())
     if card:
         txn["card_token"] = hashlib.sha256(card.encode()).hexdigest()

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,13 +130,14 @@ def choose_pairs(np: Any, X: Any, y: Any, limit: int = MAX_PAIRS) -> list[tuple[
                 continue
             for child in (nodes[node["left"]], nodes[node["right"]]):
                 if not child["is_leaf"] and child["feature_idx"] != node["feature_idx"]:
-                    key = tuple(sorted((int(node["feature_idx"]), int(child["feature_idx"]))))
-                    gain[key] = gain.get(key, 0.0) + float(child["gain"])  # type: ignore[index]
+                    lo, hi = sorted((int(node["feature_idx"]), int(child["feature_idx"])))
+                    key = (lo, hi)
+                    gain[key] = gain.get(key, 0.0) + float(child["gain"])
     return [pair for pair, _ in sorted(gain.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
 def _design(np: Any, sparse: Any, X: Any, edges: list[list[float]],
-            pairs: list[tuple[int, int, list[float], list[float]]] = ()) -> tuple[Any, list[int]]:
+            pairs: Sequence[tuple[int, int, list[float], list[float]]] = ()) -> tuple[Any, list[int]]:
     """One-hot bins and pair cells (the same `bisect_right` the function uses: searchsorted side='right')."""
     columns, offsets, blocks = 0, [], []
     for j, e in enumerate(edges):

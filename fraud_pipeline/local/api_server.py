@@ -21,10 +21,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import jsonschema
-from waitress import wasyncore
-from waitress.channel import HTTPChannel
-from waitress.server import create_server
-from waitress.task import ErrorTask
+
+# waitress ships no type hints, and the types-waitress stubs lack the server attributes used here
+# (effective_host/port, trigger, channel_class): checked by tests/local/test_service.py instead.
+from waitress import wasyncore  # type: ignore[import-untyped]
+from waitress.channel import HTTPChannel  # type: ignore[import-untyped]
+from waitress.server import create_server  # type: ignore[import-untyped]
+from waitress.task import ErrorTask  # type: ignore[import-untyped]
 
 from .topology import ApiSpec, RouteSpec
 

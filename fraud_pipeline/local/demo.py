@@ -102,7 +102,7 @@ def send(em: Emulator, url: str, traffic: Traffic, progress: bool = True, out: O
         buffer.clear()
 
     items = list(traffic.in_send_order())
-    first_answers: dict[str, tuple[Transaction, int]] = {}
+    first_answers: dict[str, tuple[Transaction, int | None]] = {}
     for item in tqdm(items, desc="sending", unit="req", disable=not progress, file=sys.stderr):
         out.sent += 1
         if item.via == "kinesis":
@@ -114,8 +114,8 @@ def send(em: Emulator, url: str, traffic: Traffic, progress: bool = True, out: O
             if len(buffer) >= KINESIS_BATCH:
                 flush()
             continue
-        payload = item.body if isinstance(item, Transaction) else item.payload
-        status, body = _post(url, em.api.api_key, payload)
+        request = item.body if isinstance(item, Transaction) else item.payload
+        status, body = _post(url, em.api_key, request)
         out.api_statuses[status] += 1
         if status >= 500:
             out.errors_5xx += 1
@@ -127,7 +127,7 @@ def send(em: Emulator, url: str, traffic: Traffic, progress: bool = True, out: O
     flush()
     # Client retries: the same transaction again must answer 200 with the original id and timestamp.
     for tid, (item, timestamp) in list(first_answers.items())[: max(1, int(len(first_answers) * REPLAY_SHARE))]:
-        status, body = _post(url, em.api.api_key, item.body)
+        status, body = _post(url, em.api_key, item.body)
         out.replays += 1
         out.replays_ok += status == 200 and body.get("transaction_id") == tid and body.get("timestamp") == timestamp
     return out
@@ -215,7 +215,7 @@ def analyst_review(em: Emulator, run: Run, limit: int = ANALYST_LABELS) -> None:
     label_fn = em.function("label").name
     for tid in flagged[:limit]:
         label = "fraud" if truth[tid] else "genuine"
-        status, _ = _post(em.url(label_fn, transaction_id=tid), em.api.api_key,
+        status, _ = _post(em.url(label_fn, transaction_id=tid), em.api_key,
                           {"label": label, "source": "analyst", "note": "reviewed alert"})
         run.analyst[status] += 1
         if status in (200, 201):
@@ -223,7 +223,7 @@ def analyst_review(em: Emulator, run: Run, limit: int = ANALYST_LABELS) -> None:
     # the same label again is idempotent: 200, nothing written
     if run.analyst_labels:
         tid, label = next(iter(run.analyst_labels.items()))
-        status, _ = _post(em.url(label_fn, transaction_id=tid), em.api.api_key, {"label": label, "source": "analyst"})
+        status, _ = _post(em.url(label_fn, transaction_id=tid), em.api_key, {"label": label, "source": "analyst"})
         run.analyst[status] += 1
 
 
@@ -341,8 +341,8 @@ def evaluate_run(em: Emulator, run: Run, started: float, finished: float) -> Rep
     precision = tp / len(flagged) if flagged else float("nan")
     recall = tp / len(positives) if positives else float("nan")
     latencies = [alert_time[t] - outcome.accepted_at[t] for t in alert_time if t in outcome.accepted_at]
-    per_scenario = Counter()
-    caught = Counter()
+    per_scenario: Counter[str] = Counter()
+    caught: Counter[str] = Counter()
     for tid, t in by_id.items():
         per_scenario[t.scenario] += 1
         caught[t.scenario] += tid in flagged
@@ -480,7 +480,7 @@ def run(stack: str, transactions: int, seed: int, progress: bool = True, history
     em = Emulator(stack)
     try:
         url = em.start_api()
-        print(f"API {url}  (x-api-key {em.api.api_key})", file=sys.stderr)
+        print(f"API {url}  (x-api-key {em.api_key})", file=sys.stderr)
         history, final_rows = plan(transactions, seed, history_days)
         half = len(final_rows) // 2
         first, second = wrap(final_rows[:half]), wrap(final_rows[half:])

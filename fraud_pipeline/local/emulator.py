@@ -23,7 +23,7 @@ import boto3
 
 from ..evaluation import evaluate
 from . import stepfunctions
-from .api_server import LocalApi, serve
+from .api_server import LocalApi, LocalHttp, serve
 from .host import LambdaHost, LogTee
 from .iam import CallRecorder, PrivilegeReport, check
 from .mappings import BucketNotificationPoller, QueuePoller, StreamPoller
@@ -125,7 +125,7 @@ class Emulator:
                 self.resources.notification_taps[index], self.resources.queue_urls,
                 session.client("sqs", endpoint_url=self.endpoint)))
         self.api: LocalApi | None = None
-        self._http = None
+        self._http: LocalHttp | None = None
         self._stop = threading.Event()
         self._pump_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -157,8 +157,17 @@ class Emulator:
         """The API's OpenAPI document, with this emulation's stage URL as its server."""
         from ..openapi import openapi_document
 
+        if self._http is None or self.topo.api is None:
+            raise RuntimeError("the API is not started")
         host, bound = self._http.server_address[:2]
         return openapi_document(self.topo.api, server_url=f"http://{host}:{bound}/{self.topo.api.stage}")
+
+    @property
+    def api_key(self) -> str:
+        """The key the started API requires (`start_api` first)."""
+        if self.api is None:
+            raise RuntimeError("the API is not started")
+        return self.api.api_key
 
     def url(self, function: str, **path_parameters: str) -> str:
         """The local URL of the route served by `function` (a name), its path parameters filled in."""

@@ -17,9 +17,9 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from .iam import CallRecorder
 from .topology import FunctionSite, Topology
@@ -48,7 +48,7 @@ class LambdaContext:
 class LogTee(io.TextIOBase):
     """Stands in for stdout while handlers run: keeps every line they print (logs, EMF metrics)."""
 
-    def __init__(self, echo: io.TextIOBase | None = None):
+    def __init__(self, echo: IO[str] | None = None):
         self.lines: list[str] = []
         self.echo = echo
         self._buffer = ""
@@ -114,7 +114,7 @@ class LambdaHost:
         self._lock = threading.RLock()
         self.invocations: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)   # wall-clock seconds spent in each function
         self._last: str | None = None
 
     def site(self, name_or_arn: str) -> FunctionSite:

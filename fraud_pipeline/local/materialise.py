@@ -74,13 +74,13 @@ def materialise(topo: Topology, session: boto3.Session, endpoint: str) -> Materi
         out.created.append(f"sqs queue {q.name}" + (f" (redrive to {q.dead_letter_arn.split(':')[-1]})" if q.dead_letter_arn else ""))
 
     sns = client("sns")
-    for t in topo.topics:
-        sns.create_topic(Name=t["name"], Attributes={"KmsMasterKeyId": key_arn})
-        tap = sqs.create_queue(QueueName=f"{t['name']}{TAP_SUFFIX}")["QueueUrl"]
+    for topic in topo.topics:
+        sns.create_topic(Name=topic["name"], Attributes={"KmsMasterKeyId": key_arn})
+        tap = sqs.create_queue(QueueName=f"{topic['name']}{TAP_SUFFIX}")["QueueUrl"]
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=t["arn"], Protocol="sqs", Endpoint=tap_arn)
-        out.topic_taps[t["arn"]] = tap
-        out.created.append(f"sns topic {t['name']}")
+        sns.subscribe(TopicArn=topic["arn"], Protocol="sqs", Endpoint=tap_arn)
+        out.topic_taps[topic["arn"]] = tap
+        out.created.append(f"sns topic {topic['name']}")
     for s in topo.subscriptions:
         attributes = {k: v for k, v in (("FilterPolicy", s.get("filterPolicy")),
                                         ("FilterPolicyScope", s.get("filterPolicyScope"))) if v}

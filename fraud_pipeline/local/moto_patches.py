@@ -100,5 +100,6 @@ def apply() -> None:
                     table.put_item(before.to_json()["Attributes"])
             raise
 
-    DynamoDBBackend.transact_write_items = transact_write_items
+    # deliberate monkeypatch of moto's backend method (the replacement has the same call signature)
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     _APPLIED = True

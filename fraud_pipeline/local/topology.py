@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 from urllib.parse import unquote
 
 from ..evaluation import Evaluation, RecordedResource
@@ -186,6 +186,10 @@ class Topology:
         return next(t for t in self.tables if t.name == table)
 
 
+@overload
+def _int(value: Any, default: int) -> int: ...
+@overload
+def _int(value: Any, default: None = None) -> int | None: ...
 def _int(value: Any, default: int | None = None) -> int | None:
     return default if value is None else int(value)
 

@@ -27,7 +27,7 @@ runs the same checks on the real values.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import resource_policies as rp
 from .requirements import STRICTEST, Requirements
@@ -46,7 +46,8 @@ S3_OBJECT = "AWS::S3::Object"
 CLOUDTRAIL_LOG_PREFIX = "AWSLogs/"
 
 
-def _known(value: Any) -> bool:
+def _known(value: Any) -> TypeGuard[str]:
+    """A non-empty string known at preview."""
     return isinstance(value, str) and bool(value) and not is_unknown(value)
 
 
@@ -198,9 +199,10 @@ def _advanced_selector_covers(selector: Any, prefix: str) -> bool | None:
     arn_field = fields.get("resources.ARN")
     if arn_field is None:
         return True  # every S3 object in the account
-    values = {op: _values(arn_field, op) for op in ("startsWiths", "equals", "notStartsWiths", "notEquals",
-                                                    "endsWiths", "notEndsWiths")}
-    if any(v is None for v in values.values()):
+    found = {op: _values(arn_field, op) for op in ("startsWiths", "equals", "notStartsWiths", "notEquals",
+                                                   "endsWiths", "notEndsWiths")}
+    values = {op: v for op, v in found.items() if v is not None}
+    if len(values) < len(found):
         return None
     if values["endsWiths"] or values["notEndsWiths"] or any(v.startswith(prefix) for v in values["notEquals"]):
         return False

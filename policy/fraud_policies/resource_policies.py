@@ -499,7 +499,7 @@ def kinesis_retention(resource_type: str, props: dict, name: str = "", req: Requ
     if is_unknown(value):
         return []
     hours = num(value) if value is not None else 24.0  # AWS default
-    if hours >= req.min_kinesis_retention_hours:
+    if hours is None or hours >= req.min_kinesis_retention_hours:   # None: not a number (as visibility-timeout)
         return []
     return [f"{label(resource_type, name, props)}: retention is {fmt(hours)} h but the {req.environment} stack requires "
             f">= {req.min_kinesis_retention_hours} h. Fix: set retentionPeriod >= {req.min_kinesis_retention_hours} "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from . import resource_policies as rp
 from .requirements import STRICTEST, Requirements
@@ -54,7 +54,8 @@ def _of(resources: Iterable[StackResource], *types: str) -> list[StackResource]:
     return [r for r in resources if r.type in types]
 
 
-def _known(value: Any) -> bool:
+def _known(value: Any) -> TypeGuard[str]:
+    """A non-empty string known at preview."""
     return isinstance(value, str) and bool(value) and not is_unknown(value)
 
 
@@ -244,7 +245,7 @@ def sqs_dlq_retention_exceeds_source(resources: list[StackResource], req: Requir
             continue
         src = num(src_raw) if src_raw is not None else 345600.0  # SQS default, 4 days
         dead = num(dlq_raw) if dlq_raw is not None else 345600.0
-        if dead > src:
+        if src is None or dead is None or dead > src:   # None: not a number (as the visibility-timeout check)
             continue
         out.append(Violation(f"{_who(dlq)}: retention {fmt(dead)} s is not longer than that of its source {_who(queue)} "
                              f"({fmt(src)} s); a message moved late in its life expires in the DLQ before anyone sees it. "
@@ -320,7 +321,7 @@ def lambda_permission_source_in_stack(resources: list[StackResource], req: Requi
 
 # --- every key reference is the pipeline's own customer-managed key ----------------------
 
-KEY_REFERENCES = {
+KEY_REFERENCES: dict[str, list[tuple[str | int, ...]]] = {
     rp.TABLE: [("serverSideEncryption", "kmsKeyArn")],
     rp.QUEUE: [("kmsMasterKeyId",)],
     rp.TOPIC: [("kmsMasterKeyId",)],

@@ -137,7 +137,7 @@ def waf_managed_rules_block(resource_type: str, props: dict, name: str = "", req
     if resource_type != WEB_ACL:
         return []
     rules = acl_rules(props)
-    if is_unknown(rules):
+    if isinstance(rules, str):   # the unknown sentinel (acl_rules returns no other string)
         return []
     who = label(resource_type, name, props)
     by_group: dict[str, dict] = {}
@@ -154,15 +154,15 @@ def waf_managed_rules_block(resource_type: str, props: dict, name: str = "", req
     if not req.waf_managed_rules_block:
         return out
     for group in MANAGED_RULE_GROUPS:
-        rule = by_group.get(group)
-        if rule is None:
+        member = by_group.get(group)
+        if member is None:
             continue
-        override = get(rule, "overrideAction")
+        override = get(member, "overrideAction")
         if not is_unknown(override) and _counts(override):
             out.append(f"{who}: {group} only counts (overrideAction count), but the {req.environment} stack "
                        "requires AWS's managed rules to block. Fix: remove the group from wafCountModeRuleGroups "
                        "(overrideAction none).")
-        overrides = get(_managed(rule), "ruleActionOverrides")
+        overrides = get(_managed(member), "ruleActionOverrides")
         if is_unknown(overrides):
             continue
         allowed = JUSTIFIED_COUNT_OVERRIDES.get(group, frozenset())
@@ -188,7 +188,7 @@ def waf_rate_limit_per_api_key(resource_type: str, props: dict, name: str = "", 
     if resource_type != WEB_ACL:
         return []
     rules = acl_rules(props)
-    if is_unknown(rules):
+    if isinstance(rules, str):   # the unknown sentinel (acl_rules returns no other string)
         return []
     who = label(resource_type, name, props)
     rates = [(r, s) for r in rules or [] if (s := _rate(r)) is not None]
@@ -197,7 +197,8 @@ def waf_rate_limit_per_api_key(resource_type: str, props: dict, name: str = "", 
     blocking = [(r, s) for r, s in rates if _blocks(r)]
     out: list[str] = []
 
-    per_key, combined = [], []
+    per_key: list[tuple[dict, dict]] = []   # (rule, its rate-based statement)
+    combined: list[tuple[dict, dict]] = []
     for rule, s in blocking:
         if get(s, "aggregateKeyType") != "CUSTOM_KEYS":
             continue
