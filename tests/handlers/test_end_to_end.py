@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from handlers import api_handler, fraud_detection, notification_handler, review_workflow, stream_ingest
 
@@ -12,7 +12,7 @@ CARD_DIGITS = "4111111111111111"
 
 
 def noon_today_ms() -> int:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return int(now.replace(hour=12, minute=0, second=0, microsecond=0).timestamp() * 1000) - (86_400_000 if now.hour < 12 else 0)
 
 
@@ -45,7 +45,7 @@ def test_blocked_transaction_flows_from_api_to_sns(aws, ctx, log_lines):
         "merchant": "Unknown Store", "card_last4": "1111", "score": 100, "decision": "block"}
     assert set(alert["reasons"]) >= {"HIGH_AMOUNT", "HIGH_RISK_LOCATION"}
     # AND the high-risk transaction is archived under its date
-    day = datetime.fromtimestamp(created["timestamp"] / 1000, tz=timezone.utc)
+    day = datetime.fromtimestamp(created["timestamp"] / 1000, tz=UTC)
     archived = aws.objects("high-risk/")
     assert list(archived) == [f"high-risk/{day:%Y/%m/%d}/e2e-block-1.json"]
     # AND the decision went to the bus with a numeric amount
@@ -159,10 +159,12 @@ def test_no_card_number_anywhere_on_realistic_traffic(aws, ctx, log_lines, capsy
 
 
 def test_a_retried_detection_batch_still_sends_one_alert_per_transaction(aws, ctx):
-    # GIVEN two flagged transactions whose detection batch is delivered twice (e.g. a later record failed)
+    # GIVEN two flagged transactions (HIGH_AMOUNT + HIGH_RISK_LOCATION at noon: flagged whatever the hour the
+    # suite runs at) whose detection batch is delivered twice (e.g. a later record failed)
     for i in range(2):
-        api_handler.handler(aws.api_event({"amount": 8000, "merchant": "Electronics", "card_number": CARD,
-                                           "location": "Tehran, Iran", "transaction_id": f"retry-{i}"}), ctx)
+        api_handler.handler(aws.api_event({"amount": 12000, "merchant": "Electronics", "card_number": CARD,
+                                           "location": "Tehran, Iran", "transaction_id": f"retry-{i}",
+                                           "timestamp": noon_today_ms()}), ctx)
     records = aws.new_stream_records()
     assert fraud_detection.handler(aws.stream_event(records), ctx) == {"batchItemFailures": []}
     assert fraud_detection.handler(aws.stream_event(records), ctx) == {"batchItemFailures": []}
