@@ -460,23 +460,15 @@ class ApiFront(pulumi.ComponentResource):
         ]
 
         # --- logs --------------------------------------------------------------
-        self.access_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-access-logs",
-            name=namer.log_group("apigateway", "fraud-api"),
-            retention_in_days=retention,
-            kms_key_id=kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
+        def audit_log_group(kind: str, log_name: pulumi.Input[str]) -> aws.cloudwatch.LogGroup:
+            """The API's logs (access, execution, WAF) are audit logs: the CMK and the audit retention."""
+            return aws.cloudwatch.LogGroup(f"{name}-{kind}-logs", name=log_name, retention_in_days=retention,
+                                           kms_key_id=kms_key_arn, tags=tags, opts=child)
+
+        self.access_log_group = audit_log_group("access", namer.log_group("apigateway", "fraud-api"))
         # API Gateway would otherwise create this group itself, unencrypted and kept forever.
-        self.execution_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-execution-logs",
-            name=self.rest_api.id.apply(lambda i: f"API-Gateway-Execution-Logs_{i}/{defaults.API_STAGE_NAME}"),
-            retention_in_days=retention,
-            kms_key_id=kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
+        self.execution_log_group = audit_log_group(
+            "execution", self.rest_api.id.apply(lambda i: f"API-Gateway-Execution-Logs_{i}/{defaults.API_STAGE_NAME}"))
         logging_ready: list[pulumi.Resource] = [self.execution_log_group]
         self.account_role: aws.iam.Role | None = None
         self.account: aws.apigateway.Account | None = None
@@ -602,14 +594,7 @@ class ApiFront(pulumi.ComponentResource):
         # Every request the web ACL sees, allowed, counted or blocked, is an audit record: no logging filter.
         # WAF only delivers to groups named `aws-waf-logs-*`, and wants the ARN without the `:*` suffix (which
         # the provider's `arn` output never has).
-        self.waf_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-waf-logs",
-            name=namer.name(f"{defaults.WAF_LOG_GROUP_PREFIX}fraud-api"),
-            retention_in_days=retention,
-            kms_key_id=kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
+        self.waf_log_group = audit_log_group("waf", namer.name(f"{defaults.WAF_LOG_GROUP_PREFIX}fraud-api"))
         self.waf_log_policy = aws.cloudwatch.LogResourcePolicy(
             f"{name}-waf-log-policy",
             policy_name=namer.name("fraud-waf-log-delivery"),

@@ -10,7 +10,7 @@ with a policy in this module's style built from `administration_statement`.)
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NotRequired
 
 import pulumi
@@ -161,6 +161,32 @@ def key_policy(account_id: str, region: str, trail_arns: Sequence[str] = ()) -> 
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def rotating_key(name: str, *, parent: pulumi.Resource, description: str, policy: pulumi.Input[str], alias: str,
+                 destroyable: bool, region: str | None = None,
+                 tags: pulumi.Input[Mapping[str, str]] | None = None) -> tuple[aws.kms.Key, aws.kms.Alias]:
+    """A customer-managed key with the pipeline's rotation and deletion window, and its `alias/<alias>`.
+
+    Every key of the pipeline (the environment's, and the archive replica's in its own region) is
+    made here, so none can differ in rotation or deletion window. Named `<name>-key` / `<name>-alias`,
+    children of `parent`.
+    """
+    child = pulumi.ResourceOptions(parent=parent)
+    key = aws.kms.Key(
+        f"{name}-key",
+        region=region,
+        description=description,
+        enable_key_rotation=defaults.KMS_ENABLE_ROTATION,
+        rotation_period_in_days=defaults.KMS_ROTATION_PERIOD_DAYS,
+        deletion_window_in_days=(defaults.KMS_DELETION_WINDOW_DAYS_DESTROYABLE if destroyable
+                                 else defaults.KMS_DELETION_WINDOW_DAYS_PROTECTED),
+        policy=policy,
+        tags=tags,
+        opts=child,
+    )
+    return key, aws.kms.Alias(f"{name}-alias", region=region, name=f"alias/{alias}", target_key_id=key.key_id,
+                              opts=child)
+
+
 class KmsKeys(pulumi.ComponentResource):
     """Customer-managed key with yearly rotation and an alias."""
 
@@ -170,32 +196,19 @@ class KmsKeys(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KmsKeysArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("fraud-pipeline:index:KmsKeys", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         namer = Namer(args["environment"], args["environment_suffix"])
         region = args["region"]
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        window = (defaults.KMS_DELETION_WINDOW_DAYS_DESTROYABLE if args.get("destroyable")
-                  else defaults.KMS_DELETION_WINDOW_DAYS_PROTECTED)
-
         # The archive access trail's ARN is known from its name, so the key admits it before it exists
         # (the trail needs the key first: CloudTrail checks it may use the key when the trail is created).
         trail = audit_trail.trail_name(namer) if args.get("access_trail", True) else None
-        self.key = aws.kms.Key(
-            f"{name}-key",
+        self.key, self.alias = rotating_key(
+            name, parent=self,
             description=f"fraud-pipeline {args['environment']}: tables, stream, queues, topics, archive, logs, parameters",
-            enable_key_rotation=defaults.KMS_ENABLE_ROTATION,
-            rotation_period_in_days=defaults.KMS_ROTATION_PERIOD_DAYS,
-            deletion_window_in_days=window,
             policy=identity.account_id.apply(lambda acct: json.dumps(key_policy(
                 acct, region, [audit_trail.trail_arn(region, acct, trail)] if trail else ()))),
+            alias=namer.name("fraud-pipeline", "alias"), destroyable=bool(args.get("destroyable")),
             tags=args.get("tags"),
-            opts=child,
-        )
-        self.alias = aws.kms.Alias(
-            f"{name}-alias",
-            name=f"alias/{namer.name('fraud-pipeline', 'alias')}",
-            target_key_id=self.key.key_id,
-            opts=child,
         )
         self.key_arn = self.key.arn
         self.key_id = self.key.key_id

@@ -41,7 +41,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import buckets, defaults
-from .kms import administration_statement
+from .kms import administration_statement, rotating_key
 from .naming import ComponentArgs, Namer
 from .permissions import policy_document, service_trust_policy
 
@@ -222,25 +222,12 @@ class ArchiveReplica(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        self.key = aws.kms.Key(
-            f"{name}-key",
-            region=region,
+        self.key, self.alias = rotating_key(
+            name, parent=self, region=region,
             description=f"fraud-pipeline {args['environment']}: archive replica in {region}",
-            enable_key_rotation=defaults.KMS_ENABLE_ROTATION,
-            rotation_period_in_days=defaults.KMS_ROTATION_PERIOD_DAYS,
-            deletion_window_in_days=(defaults.KMS_DELETION_WINDOW_DAYS_DESTROYABLE if force_destroy
-                                     else defaults.KMS_DELETION_WINDOW_DAYS_PROTECTED),
             policy=pulumi.Output.all(account, self.role.arn).apply(
                 lambda a: json.dumps(replica_key_policy(a[0], region, a[1], bucket_arn))),
-            tags=tags,
-            opts=child,
-        )
-        self.alias = aws.kms.Alias(
-            f"{name}-alias",
-            region=region,
-            name=f"alias/{namer.name('fraud-archive-replica', 'alias')}",
-            target_key_id=self.key.key_id,
-            opts=child,
+            alias=namer.name("fraud-archive-replica", "alias"), destroyable=force_destroy, tags=tags,
         )
         self.replica = buckets.hardened_bucket(
             name, bucket_name, parent=self, kms_key_arn=self.key.arn, lifecycle_rules=args["lifecycle_rules"],

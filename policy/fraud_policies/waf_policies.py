@@ -53,19 +53,20 @@ def _camel(value: Any) -> Any:
     return value
 
 
-def acl_rules(props: dict) -> list[dict] | str | None:
-    """The ACL's rules (camelCase dicts), the unknown sentinel, or None when it declares none."""
+def acl_rules(resource_type: str, props: dict) -> list[dict] | None:
+    """A web ACL's rules (camelCase dicts, [] when it declares none); None when there is nothing to check:
+    not a web ACL, or rules still unknown at preview."""
+    if resource_type != WEB_ACL:
+        return None
     rules = get(props, "rules")
     if is_unknown(rules):
-        return rules
+        return None
     if rules:
         return [r for r in as_list(rules) if isinstance(r, dict)]
     raw = parse_json(get(props, "ruleJson"))
     if is_unknown(raw):
-        return raw
-    if raw:
-        return [r for r in as_list(_camel(raw)) if isinstance(r, dict)]
-    return None
+        return None
+    return [r for r in as_list(_camel(raw)) if isinstance(r, dict)] if raw else []
 
 
 def _managed(rule: dict) -> dict | None:
@@ -134,14 +135,12 @@ def waf_managed_rules_block(resource_type: str, props: dict, name: str = "", req
     requires the group's override action to be `none` and no rule inside it switched to count,
     except the justified `JUSTIFIED_COUNT_OVERRIDES`.
     """
-    if resource_type != WEB_ACL:
-        return []
-    rules = acl_rules(props)
-    if isinstance(rules, str):   # the unknown sentinel (acl_rules returns no other string)
+    rules = acl_rules(resource_type, props)
+    if rules is None:
         return []
     who = label(resource_type, name, props)
     by_group: dict[str, dict] = {}
-    for rule in rules or []:
+    for rule in rules:
         statement = _managed(rule)
         if statement and get(statement, "vendorName") == MANAGED_VENDOR and isinstance(get(statement, "name"), str):
             by_group.setdefault(get(statement, "name"), rule)
@@ -185,13 +184,11 @@ def waf_rate_limit_per_api_key(resource_type: str, props: dict, name: str = "", 
     * no blocking per-IP rule that also counts keyed requests with a lower rate than the per-key rule:
       that is the limit that blocked a processor sending from a few addresses.
     """
-    if resource_type != WEB_ACL:
-        return []
-    rules = acl_rules(props)
-    if isinstance(rules, str):   # the unknown sentinel (acl_rules returns no other string)
+    rules = acl_rules(resource_type, props)
+    if rules is None:
         return []
     who = label(resource_type, name, props)
-    rates = [(r, s) for r in rules or [] if (s := _rate(r)) is not None]
+    rates = [(r, s) for r in rules if (s := _rate(r)) is not None]
     if any(_blocks(r) is None or is_unknown(get(s, "aggregateKeyType")) for r, s in rates):
         return []
     blocking = [(r, s) for r, s in rates if _blocks(r)]

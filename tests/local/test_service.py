@@ -30,13 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
 
 
-def Serve(tmp: Path) -> ServeProcess:
-    return ServeProcess(tmp)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    s = Serve(tmp_path_factory.mktemp("serve"))
+    s = ServeProcess(tmp_path_factory.mktemp("serve"))
     yield s
     if s.process.poll() is None:
         s.stop()
@@ -269,6 +265,6 @@ def test_the_api_key_is_the_same_at_every_restart_of_the_stack(served):
 
 
 def test_sigterm_stops_serve_within_seconds_and_removes_the_info_file(tmp_path):
-    s = Serve(tmp_path)
+    s = ServeProcess(tmp_path)
     assert s.stop() < 10
     assert s.process.returncode == 0 and not s.info_file.exists()
