@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# Lint (ruff, the source) and types (mypy, configured in pyproject.toml) first, then the whole suite.
+# Lint (ruff, every Python file) and types (mypy, configured in pyproject.toml) first, then the whole suite.
 test: $(STAMP)
-	$(PY) -m ruff check fraud_pipeline handlers policy benchmarks provider __main__.py
+	$(PY) -m ruff check .
 	$(PY) -m mypy
 	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m pytest
 

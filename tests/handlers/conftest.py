@@ -47,9 +47,8 @@ os.environ.update({
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
 from handler_fixtures import Aws  # noqa: E402
+from moto import mock_aws  # noqa: E402
 
 from handlers import clients  # noqa: E402
 from handlers.observability import logger as powertools_logger  # noqa: E402

@@ -5,15 +5,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import pytest
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from handler_fixtures import CallCounter
 
-from handlers import (api_handler, clients, fraud_detection, notification_handler, review_workflow,
-                      stream_ingest)
+from handlers import api_handler, clients, fraud_detection, notification_handler, review_workflow, stream_ingest
 from handlers.observability import logger, mask_pans
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-
 from handler_fixtures import fake_endpoint, realistic_traffic
+
 from handlers import api_handler, clients, fraud_detection, stream_ingest
 
 NOW_MS = int(time.time() * 1000)

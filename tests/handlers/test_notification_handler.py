@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from handlers import clients, fraud_detection, notification_handler, stream_ingest
-from handlers.alerts import parse_templates, TemplateError, sns_subject
+from handlers.alerts import TemplateError, parse_templates, sns_subject
 
 
 def flagged(aws, ctx, payloads):

@@ -13,8 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.rules import (REASON_CODES, Rules, RulesConfigError, assess, blend, decision_of,
-                            load_rules, rule_hits, score_of)
+from handlers.rules import (
+    REASON_CODES,
+    Rules,
+    RulesConfigError,
+    assess,
+    blend,
+    decision_of,
+    load_rules,
+    rule_hits,
+    score_of,
+)
 
 DEFAULT = Rules()
 PLAIN = {"amount": Decimal("125.50"), "merchant": "Corner Bakery", "country": "USA", "hour": 12,

@@ -172,6 +172,7 @@ def test_tokens_are_keyed_and_shared_by_both_ingest_paths(aws, ctx):
     assert tokens["tok-api"] == tokens["tok-stream"] == card_token("4000000000000077")
     import hashlib
     import hmac
+
     from handler_fixtures import CARD_KEY
     assert tokens["tok-api"] == hmac.new(CARD_KEY.encode(), b"4000000000000077", hashlib.sha256).hexdigest()
     assert tokens["tok-api"] != hashlib.sha256(b"4000000000000077").hexdigest()  # keyed, not a plain hash

@@ -46,7 +46,7 @@ def test_amount_rules(value, message):
 def test_amount_nan_literal_in_json_is_refused_by_name():
     # GIVEN JSON with the NaN / Infinity literals Python's parser accepts
     for literal in ("NaN", "Infinity", "-Infinity"):
-        body = loads('{"amount": %s, "merchant": "m", "card_number": "411111111111", "location": "X"}' % literal)
+        body = loads(f'{{"amount": {literal}, "merchant": "m", "card_number": "411111111111", "location": "X"}}')
         # THEN amount is refused as not finite
         assert errors_for(body) == [FieldError("amount", "must be a finite number")]
 
@@ -133,7 +133,9 @@ def test_transaction_id_rules(value):
     ("yesterday", "is not a valid ISO 8601 date-time"),
     ("2024-13-01T00:00:00Z", "is not a valid ISO 8601 date-time"),
     (1_700_000_000, "must be between 2000-01-01T00:00:00Z and 5 minutes from now (epoch milliseconds, not seconds)"),
-    (NOW + 3_600_000, "must be between 2000-01-01T00:00:00Z and 5 minutes from now (epoch milliseconds, not seconds)"),
+    # An explicit id: the value comes from the clock, and every xdist worker must collect the same ids.
+    pytest.param(NOW + 3_600_000, "must be between 2000-01-01T00:00:00Z and 5 minutes from now (epoch milliseconds, "
+                 "not seconds)", id="an-hour-from-now"),
     (Decimal("1700000000000.5"), "must be epoch milliseconds (an integer) or an ISO 8601 date-time string"),
     (True, "must be epoch milliseconds (an integer) or an ISO 8601 date-time string"),
     ([1], "must be epoch milliseconds (an integer) or an ISO 8601 date-time string"),

@@ -6,7 +6,6 @@ import urllib.request
 
 import pytest
 
-from fraud_pipeline.evaluation import stack_config
 from fraud_pipeline.local import demo
 from fraud_pipeline.local.emulator import Emulator
 from fraud_pipeline.local.iam import Call, check

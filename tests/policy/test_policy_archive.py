@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import copy
 
-import pytest
-
 import fraud_policies as fp
+import pytest
 from fraud_policies import archive_policies as ap
 from fraud_policies.values import UNKNOWN
 from policy_helpers import find, stack_resources, stack_with

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 import fraud_policies as fp
+import pytest
 from policy_helpers import broken_copy, find, stack_resources, stack_with
 
 T = {

@@ -8,9 +8,8 @@ publishers), and expects a violation that names the resource at fault and the fi
 
 from __future__ import annotations
 
-import pytest
-
 import fraud_policies as fp
+import pytest
 from fraud_policies import StackResource
 from fraud_policies.values import UNKNOWN
 from policy_helpers import find, stack_resources, stack_with

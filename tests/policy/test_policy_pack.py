@@ -6,9 +6,8 @@ import copy
 import json
 import runpy
 
-import pytest
-
 import fraud_policies as fp
+import pytest
 from fraud_policies import StackResource
 from fraud_policies.star_only import STAR_ONLY_ACTIONS
 from fraud_policies.values import UNKNOWN, UNKNOWN_SENTINELS

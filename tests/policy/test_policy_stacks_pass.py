@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import fraud_policies as fp
+import pytest
 from policy_helpers import stack_resources
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import copy
 import json
 
-import pytest
-
 import fraud_policies as fp
+import pytest
 from fraud_policies.values import UNKNOWN
 from policy_helpers import broken_copy, find, stack_resources, stack_with
 

@@ -4,7 +4,6 @@ Python language host starts it, and the dev stack constructed through it once.""
 import json
 
 import pytest
-
 from provider_harness import ConstructOutcome, ProviderProcess, stack_inputs
 
 

@@ -22,12 +22,19 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime import rpc
-from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2, provider_pb2_grpc, resource_pb2, resource_pb2_grpc
+from pulumi.runtime.proto import (
+    engine_pb2,
+    engine_pb2_grpc,
+    provider_pb2,
+    provider_pb2_grpc,
+    resource_pb2,
+    resource_pb2_grpc,
+)
 
 from fraud_pipeline.evaluation import PROJECT, AwsMocks, RecordedResource, RecordingMonitor, _plain
 
@@ -165,7 +172,7 @@ class ConstructOutcome:
     resources: list[RecordedResource]
     urn: str = ""
     state: dict[str, Any] = field(default_factory=dict)
-    error: Optional[grpc.RpcError] = None
+    error: grpc.RpcError | None = None
     seconds: float = 0.0
 
     @property
@@ -189,7 +196,7 @@ class ConstructOutcome:
 class ProviderProcess:
     """`provider/` run as the Python language host runs a plugin, with a fake engine."""
 
-    def __init__(self, python: str = sys.executable, cwd: Optional[Path] = None):
+    def __init__(self, python: str = sys.executable, cwd: Path | None = None):
         self.engine = FakeEngine()
         self.started = time.monotonic()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -228,7 +235,7 @@ class ProviderProcess:
             line = lines.get(timeout=STARTUP_TIMEOUT_SECONDS)
         except queue.Empty:
             self.stop()
-            raise RuntimeError(f"provider printed no port in {STARTUP_TIMEOUT_SECONDS} s; stderr:\n{self.stderr}")
+            raise RuntimeError(f"provider printed no port in {STARTUP_TIMEOUT_SECONDS} s; stderr:\n{self.stderr}") from None
         text = line.decode().strip()
         if not text.isdigit():
             self.stop()
@@ -240,8 +247,8 @@ class ProviderProcess:
         return self.stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=60).schema
 
     def construct(self, inputs: dict[str, Any], *, stack: str = "dev", name: str = "fraud",
-                  config: Optional[dict[str, str]] = None, region: Optional[str] = None,
-                  dry_run: bool = False, dependencies: Optional[dict[str, list[str]]] = None,
+                  config: dict[str, str] | None = None, region: str | None = None,
+                  dry_run: bool = False, dependencies: dict[str, list[str]] | None = None,
                   timeout: float = 300) -> ConstructOutcome:
         """Construct a FraudPipeline as the engine would for a program in `stack`, against a fresh fake monitor."""
         config = {"aws:region": inputs.get("region", "us-east-1")} if config is None else config

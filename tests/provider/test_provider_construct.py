@@ -11,9 +11,8 @@ stack's program.
 import re
 
 import pytest
-from pulumi.runtime import rpc
-
 from provider_harness import COMPONENT_TYPE, stack_inputs
+from pulumi.runtime import rpc
 
 # Exports of the repository's __main__.py -> the component output each one is.
 EXPORT_OF_OUTPUT = {

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from provider_harness import COMPONENT_TYPE, PROVIDER_DIR, REPO_ROOT
 
 YAML_EXAMPLE = REPO_ROOT / "examples" / "yaml" / "Pulumi.yaml"

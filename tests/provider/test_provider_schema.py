@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pulumi
+from provider_harness import PROVIDER_DIR, REGENERATE, REPO_ROOT, SCHEMA_FILE
 
 from fraud_pipeline import FraudPipeline
 from fraud_pipeline.settings import setting_fields, setting_kind
-from provider_harness import PROVIDER_DIR, REGENERATE, REPO_ROOT, SCHEMA_FILE
 
 TOKEN = "fraud-pipeline:index:FraudPipeline"
 REQUIRED = ["environment", "environmentSuffix", "region"]

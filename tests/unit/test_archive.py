@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fraud_policies.resource_policies import policy_document_violations  # policy/ is on sys.path (tests/conftest.py)
 
 from fraud_pipeline import audit_trail, defaults, kms, replication
 from fraud_pipeline.archive import lifecycle_rules
 from fraud_pipeline.evaluation import ACCOUNT_ID, Evaluation
 from fraud_pipeline.plan import settings_of
-
-from fraud_policies.resource_policies import policy_document_violations  # policy/ is on sys.path (tests/conftest.py)
 
 T = {
     "bucket": "aws:s3/bucket:Bucket", "key": "aws:kms/key:Key", "alias": "aws:kms/alias:Alias",

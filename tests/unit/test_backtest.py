@@ -3,7 +3,7 @@
 import csv
 import gzip
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -85,7 +85,7 @@ def test_rules_only_and_bad_rows_iso_and_epoch_timestamps(tmp_path, capfd):
     rows = list(csv.DictReader(scores.open()))
     assert [r["transaction_id"] for r in rows] == ["a-1", "a-2"]
     assert rows[1]["decision"] == "review" and rows[1]["reasons"] == "HIGH_AMOUNT"
-    assert parse_timestamp("2026-01-05T10:00:00Z") == int(datetime(2026, 1, 5, 10, tzinfo=timezone.utc).timestamp() * 1000)
+    assert parse_timestamp("2026-01-05T10:00:00Z") == int(datetime(2026, 1, 5, 10, tzinfo=UTC).timestamp() * 1000)
     assert parse_timestamp("1767609000000") == 1767609000000
 
 

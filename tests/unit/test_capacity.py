@@ -22,8 +22,8 @@ def settings(**changes) -> PipelineSettings:
     return PipelineSettings(environment="t", environment_suffix="x1", region="us-east-1", **changes)
 
 
-def capacity_of(stage: str, s: PipelineSettings, a: Assumptions = Assumptions()) -> float:
-    return report(s, a).stage(stage).capacity
+def capacity_of(stage: str, s: PipelineSettings, a: Assumptions | None = None) -> float:
+    return report(s, a or Assumptions()).stage(stage).capacity
 
 
 # --- the math of each stage ---------------------------------------------------------

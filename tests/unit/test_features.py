@@ -5,7 +5,15 @@ from decimal import Decimal
 import pytest
 
 from handlers.features import (
-    DAY_MS, FEATURE_NAMES, HOUR_MS, CardState, MerchantState, card_entity, cents, merchant_entity, merchant_hash,
+    DAY_MS,
+    FEATURE_NAMES,
+    HOUR_MS,
+    CardState,
+    MerchantState,
+    card_entity,
+    cents,
+    merchant_entity,
+    merchant_hash,
 )
 from handlers.rules import Rules
 from handlers.scoring import Scorer

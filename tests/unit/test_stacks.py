@@ -8,13 +8,12 @@ import json
 import re
 
 import pytest
+from fraud_policies.resource_policies import policy_document_violations  # policy/ is on sys.path (tests/conftest.py)
 
 from fraud_pipeline import defaults, permissions
 from fraud_pipeline.evaluation import Evaluation
 from fraud_pipeline.plan import settings_of
 from fraud_pipeline.wiring import CONTRACT, DETECTION_FILTER
-
-from fraud_policies.resource_policies import policy_document_violations  # policy/ is on sys.path (tests/conftest.py)
 
 FUNCTIONS = permissions.FUNCTIONS
 T = {
