@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: install test demo run plan diff capacity openapi schema bench model clean
+.PHONY: install test test-fast demo run plan diff capacity openapi schema bench model clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,20 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# Lint (ruff, every Python file) and types (mypy, configured in pyproject.toml) first, then the whole suite.
+# pytest-xdist workers for `make test` and `make test-fast` (auto: one per CPU; 0: one process, e.g. for --pdb).
+TEST_WORKERS ?= auto
+
+# Lint (ruff) and types (mypy, configured in pyproject.toml) first, then the whole suite on parallel
+# workers, the slow end-to-end tests included (tests/conftest.py: SLOW, and SHARED, the tests that
+# share one emulation or process and so run on one worker).
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m pytest
+	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m pytest -n $(TEST_WORKERS)
+
+# The inner loop: the suite without the tests marked slow (no lint, no types).
+test-fast: $(STAMP)
+	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 demo: $(STAMP)
 	AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled $(PY) -m fraud_pipeline.local demo --stack $(STACK) --transactions $(or $(N),1000)

@@ -3,14 +3,20 @@
 The evaluation runs in fresh interpreters (best of N): the child times
 importing `fraud_pipeline.evaluation` (Pulumi, pulumi-aws) and then
 `evaluate("prod")` separately; the wall time of the whole child is reported
-too. The test suite runs once, as `python -m pytest -q -p no:cacheprovider`
-in a subprocess, for its wall time and counts (`--skip-suite` leaves it out).
+too. The test suite then runs once as `make test` runs it (pytest-xdist
+workers, `-n auto --dist loadgroup`) and once as `make test-fast` does (the
+same without the tests marked `slow`), each in a subprocess, for its wall
+time, CPU time (the suite's processes and theirs, all of them), the load
+average around it and its counts (`--skip-suite` leaves both out).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -29,6 +35,15 @@ t2 = time.perf_counter()
 print(json.dumps({{"import": t1 - t0, "evaluate": t2 - t1, "resources": len(ev.resources)}}))
 """
 SUMMARY = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)")
+#: pytest-xdist workers, as the Makefile's TEST_WORKERS (`auto`: one per CPU; `0`: one process).
+WORKERS = "auto"
+#: `make test` and `make test-fast` (the Makefile runs the same arguments; tests/conftest.py marks `slow`).
+SUITES = {
+    "make test": [],
+    "make test-fast": ["-m", "not slow"],
+}
+#: The goal for the suite on a 2-core machine, idle: the whole suite in two minutes, the fast loop in one.
+LIMITS = {"make test": 120.0, "make test-fast": 60.0}
 
 
 def evaluation(stack: str, repeat: int) -> dict[str, Any]:
@@ -48,17 +63,26 @@ def evaluation(stack: str, repeat: int) -> dict[str, Any]:
     return best
 
 
-def suite() -> dict[str, Any]:
+def suite(extra: list[str], workers: str = WORKERS) -> dict[str, Any]:
+    """One run of the test suite in a subprocess, on `workers` pytest-xdist workers (one process without xdist)."""
+    parallel = ["-n", workers, "--dist", "loadgroup"] if importlib.util.find_spec("xdist") else []
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel, *extra]
+    load_before = os.getloadavg()[0]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=REPO_ROOT,
-                          env=python_env(), capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=python_env(), capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     tail = [line for line in done.stdout.strip().splitlines() if line.strip()][-1:] or [""]
     counts = {kind.rstrip("s") if kind.startswith("error") else kind: int(n) for n, kind in SUMMARY.findall(tail[0])}
-    return {"wall": wall, "counts": counts, "summary": tail[0].strip("= "), "returncode": done.returncode}
+    return {"wall": wall, "cpu": cpu, "load_before": load_before, "load_after": os.getloadavg()[0], "counts": counts,
+            "summary": tail[0].strip("= "), "returncode": done.returncode,
+            "command": " ".join(c if " " not in c else repr(c) for c in ["python", *command[1:]])}
 
 
-def run(quick: bool = False, repeat: int = REPEAT, stack: str = "prod", skip_suite: bool = False) -> Result:
+def run(quick: bool = False, repeat: int = REPEAT, stack: str = "prod", skip_suite: bool = False,
+        workers: str = WORKERS) -> Result:
     if quick:
         repeat, skip_suite = 1, True
     result = Result("evaluation_time", "Evaluation time of the program (mock engine) and the test suite's time")
@@ -72,15 +96,28 @@ def run(quick: bool = False, repeat: int = REPEAT, stack: str = "prod", skip_sui
                  ])
     if skip_suite:
         result.notes.append("test suite skipped (--skip-suite)")
-    else:
-        progress("evaluation_time: running the test suite once (pytest -q -p no:cacheprovider)")
-        s = suite()
-        rows = [["wall time, s", s["wall"]]] + [[kind, n] for kind, n in sorted(s["counts"].items())]
-        result.table("Test suite (python -m pytest -q -p no:cacheprovider, one run)", ["figure", "value"], rows)
-        result.notes.append(f"pytest summary: {s['summary']}")
+        return result
+    runs = {}
+    for name, extra in SUITES.items():
+        progress(f"evaluation_time: running the test suite as `{name}` does (pytest -n {workers}, once)")
+        runs[name] = suite(extra, workers)
+    kinds = sorted({kind for s in runs.values() for kind in s["counts"]})
+    rows = [["wall time, s", *(s["wall"] for s in runs.values())],
+            ["CPU time, s (every process of the run)", *(s["cpu"] for s in runs.values())],
+            ["load average (1 min) before", *(s["load_before"] for s in runs.values())],
+            ["load average (1 min) after", *(s["load_after"] for s in runs.values())]]
+    rows += [[kind, *(s["counts"].get(kind, 0) for s in runs.values())] for kind in kinds]
+    result.table(f"Test suite, one run each, on pytest-xdist workers (-n {workers} --dist loadgroup; "
+                 f"{os.cpu_count()} CPUs)", ["figure", *runs], rows)
+    for name, s in runs.items():
+        result.target(f"`{name}` wall time", s["wall"], LIMITS[name], " s", what="(a 2-core machine, idle)")
+        result.notes.append(f"{name}: {s['command']}: {s['summary']}")
         if s["returncode"] != 0:
-            result.notes.append(f"WARNING: the suite exited {s['returncode']} (failures above are the suite's, "
+            result.notes.append(f"WARNING: `{name}` exited {s['returncode']} (failures above are the suite's, "
                                 "not the benchmark's)")
+    if not importlib.util.find_spec("xdist"):
+        result.notes.append("pytest-xdist is not installed: the suite ran in one process (make install adds it)")
+    result.notes.append("the wall times depend on what else the machine runs: see the load averages")
     return result
 
 
@@ -88,7 +125,8 @@ def main() -> int:
     return cli_main(run, __doc__.splitlines()[0], lambda p: (
         p.add_argument("--repeat", type=int, default=REPEAT),
         p.add_argument("--stack", default="prod"),
-        p.add_argument("--skip-suite", action="store_true", help="leave out the test suite run")))
+        p.add_argument("--skip-suite", action="store_true", help="leave out the test suite runs"),
+        p.add_argument("--workers", default=WORKERS, help="pytest-xdist workers for the suite runs (-n; default auto)")))
 
 
 if __name__ == "__main__":
