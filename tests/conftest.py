@@ -103,7 +103,6 @@ SLOW = (
     # the emulation in-process: every function, mapping and the review workflow on moto
     "tests/local/test_emulation.py",                                                                   # ~30 s
     "tests/local/test_program_changes.py::test_demo_loses_nothing_and_leaks_no_card_number",           # ~25 s
-    "tests/local/test_program_changes.py::test_a_poison_alert_is_redriven_to_the_dlq_after_its_visibility_timeout",
     # a few hundred generated transactions through the handlers on moto (~25 s each)
     "tests/handlers/test_replay_equivalence.py",
     "tests/handlers/test_fraud_detection.py::test_detection_averages_at_most_half_an_aws_call_per_transaction",
@@ -120,6 +119,7 @@ SLOW = (
     "tests/unit/test_benchmarks_smoke.py::test_benchmark_runs_on_a_tiny_input[cold_start]",
     "tests/unit/test_benchmarks_smoke.py::test_benchmark_runs_on_a_tiny_input[evaluation_time]",
     "tests/local/test_program_changes.py::test_a_stack_setting_change_is_followed_without_edits",      # ~5 s
+    "tests/local/test_program_changes.py::test_a_poison_alert_is_redriven_to_the_dlq_after_its_visibility_timeout",
 )
 
 ROOT = Path(__file__).resolve().parents[1]

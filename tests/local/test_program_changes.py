@@ -7,6 +7,8 @@ runs after the shared one of test_emulation.py is closed.
 import json
 import time
 
+import moto.sqs.models
+
 from fraud_pipeline.evaluation import REPO_ROOT, stack_config
 from fraud_pipeline.local import demo
 from fraud_pipeline.local.emulator import Emulator
@@ -53,11 +55,19 @@ def test_the_demo_history_ends_before_now_and_the_final_week_is_its_last_rows():
     assert (final[0].timestamp - history[0].timestamp) / 86_400_000 >= 20
 
 
-def test_a_poison_alert_is_redriven_to_the_dlq_after_its_visibility_timeout():
+def test_a_poison_alert_is_redriven_to_the_dlq_after_its_visibility_timeout(monkeypatch):
     # GIVEN dev with a short notification timeout, so the alert queue's visibility timeout can be 18 s,
-    # and one receive before the DLQ
+    # and one receive before the DLQ; moto's SQS clock is moved on instead of waiting for it
     config = {**stack_config("dev"), "fraud-pipeline:supportTimeoutSeconds": "3",
               "fraud-pipeline:alertVisibilityTimeoutSeconds": "18", "fraud-pipeline:alertMaxReceiveCount": "1"}
+    clock = moto.sqs.models.unix_time_millis
+    elapsed_ms = 0
+
+    def later(seconds: int) -> None:
+        nonlocal elapsed_ms
+        elapsed_ms = seconds * 1000
+
+    monkeypatch.setattr(moto.sqs.models, "unix_time_millis", lambda: clock() + elapsed_ms)
     emulator = Emulator("dev", config=config)
     try:
         alerts = next(q for q in emulator.topo.queues if q.name.startswith("fraud-alerts-dev"))
@@ -67,9 +77,14 @@ def test_a_poison_alert_is_redriven_to_the_dlq_after_its_visibility_timeout():
         emulator.pump()
         notification = next(p for p in emulator.pollers if p.mapping.kind == "sqs")
         assert notification.stats.partial_failures == 1 and emulator.alerts == []
-        # THEN it stays invisible for the visibility timeout, then moves to the DLQ on its next receive
+        # THEN it stays invisible for the whole visibility timeout (17 s later it is still not received)
         assert emulator.queue_depth(alerts.arn) == 1 and emulator.queue_depth(alerts.dead_letter_arn) == 0
-        time.sleep(19)
+        later(17)
+        emulator.pump()
+        assert notification.stats.partial_failures == 1
+        assert emulator.queue_depth(alerts.arn) == 1 and emulator.queue_depth(alerts.dead_letter_arn) == 0
+        # AND once it has passed, its next receive moves it to the DLQ
+        later(19)
         emulator.pump()
         assert emulator.queue_depth(alerts.arn) == 0
         assert emulator.queue_depth(alerts.dead_letter_arn) == 1
