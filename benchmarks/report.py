@@ -17,7 +17,7 @@ BENCHMARKS = {
     "cold_start": "Import time of each handler module in fresh interpreters, against `import boto3` alone and `import "
                   "boto3` + two clients (best of 7), and the Lambda archive as `handlers_archive` declares it.",
     "evaluation_time": "Evaluation of the program for prod under Pulumi's mock engine in fresh interpreters (best of 3), "
-                       "and the test suite as `make test` and `make test-fast` run it.",
+                       "and `make test` (ruff, mypy on a clean cache, the suite) and `make test-fast` as they run.",
     "detection_quality": "Detection of the shipped model + default rules against the default rules alone, on generated "
                          "histories (the training seed's later weeks and an unseen seed): average precision, precision, "
                          "recall and alert rate of the system's own decisions, recall per scenario.",
