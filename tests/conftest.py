@@ -159,7 +159,8 @@ def _check_entry(entry: str, nodeids: list[str]) -> None:
 
 
 def pytest_configure(config):
-    # The `slow` mark this file adds is declared in pyproject.toml. Registered only where xdist is (not with -p no:xdist, where its hook would be an unknown one).
+    # The `slow` mark this file adds is declared in pyproject.toml. The scheduler is registered only where
+    # xdist is (not with -p no:xdist, where its hook would be an unknown one).
     if LoadGroupScheduling is not None and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(SharedFirstSchedulerPlugin(), "fraud-pipeline-scheduler")
 
